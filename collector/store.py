@@ -1,0 +1,105 @@
+"""What the collector keeps between restarts: window profiles, model versions seen, reference profiles.
+
+`Store` is the contract; `store_sqlite.SQLiteStore` is the embedded default and a PostgreSQL store shared by
+several collectors implements the same methods. Several collectors may each write a *partial* window (the
+same model, version and start, each with its own `collector_id`): a store keeps or merges them so that every
+read merges all of them, and a read over a range equals what one collector would have seen (counts exactly,
+sketches within their error). Writing the same (window, collector_id) twice adds the two parts, as happens
+when late data reopens a window that was already flushed.
+
+Ranges are half-open `[start_s, end_s)` in Unix seconds; a read includes every window that overlaps the range
+(a window is never split). Profiles read back are fresh objects the caller may mutate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from collector.sketches import ColumnKey, Profile
+
+__all__ = ["ModelInfo", "Store", "StoreError", "WindowRecord"]
+
+
+class StoreError(Exception):
+    """A store could not do what was asked (unreadable data, incompatible schema); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRecord:
+    """One closed (or partial) tumbling window of one model version, as one collector saw it."""
+
+    model: str
+    version: str
+    start_s: int
+    width_s: int
+    rows: int
+    profile: bytes  # Profile.to_bytes()
+    collector_id: str = ""
+    first_s: float | None = None  # event times of the first and last row; None: the window's bounds
+    last_s: float | None = None
+
+    @property
+    def end_s(self) -> int:
+        return self.start_s + self.width_s
+
+    @classmethod
+    def from_profile(
+        cls,
+        model: str,
+        version: str,
+        start_s: int,
+        width_s: int,
+        profile: Profile,
+        collector_id: str = "",
+        first_s: float | None = None,
+        last_s: float | None = None,
+    ) -> WindowRecord:
+        return cls(model, version, start_s, width_s, profile.rows, profile.to_bytes(), collector_id, first_s, last_s)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    model: str
+    version: str
+    rows: int
+    first_seen: float  # Unix seconds
+    last_seen: float
+
+
+class Store(Protocol):
+    def write_windows(self, records: Sequence[WindowRecord]) -> None:
+        """Store windows atomically (all or none); a second write of the same window and collector adds to it."""
+
+    def read_profile(
+        self, model: str, version: str, start_s: float, end_s: float, columns: Iterable[ColumnKey] | None = None
+    ) -> Profile:
+        """All windows overlapping [start_s, end_s) merged (an empty Profile when there are none).
+
+        `columns` limits which column sketches are decoded and merged (the others are absent)."""
+
+    def window_profiles(
+        self,
+        model: str,
+        version: str,
+        start_s: float,
+        end_s: float,
+        columns: Iterable[ColumnKey] | None = None,
+        step_s: int | None = None,
+    ) -> list[tuple[int, Profile]]:
+        """Per-window profiles overlapping the range, oldest first, partial windows merged per start.
+
+        `step_s` None gives the stored windows; a rollup width (see the store's `tiers`) gives coarser points."""
+
+    def models(self) -> list[ModelInfo]: ...
+
+    def newest_version(self, model: str) -> str | None:
+        """The version of `model` first seen most recently (None for an unknown model)."""
+
+    def put_reference(self, model: str, version: str, blob: bytes, meta: Mapping[str, Any]) -> None:
+        """Set (replace) the reference profile of a model version; `meta` must be JSON-serialisable."""
+
+    def get_reference(self, model: str, version: str) -> tuple[bytes, dict[str, Any]] | None: ...
+
+    def close(self) -> None: ...

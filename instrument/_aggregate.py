@@ -1,0 +1,151 @@
+"""Per-call metrics aggregated by the SDK itself and handed to the exporter as delta OTLP data points.
+
+Recording one value through an OpenTelemetry histogram costs ~15-25 us of CPU (attribute handling, view
+matching, locks); three recordings per predict call made the SDK's background CPU larger than a model's.
+When the SDK owns the metrics pipeline, the worker thread instead folds calls into these aggregates (a bisect
+and a few additions per call) and the exporter adds them to each export as `predwatch.predictions`,
+`predwatch.predict.duration` and `predwatch.batch.size`, exactly as the SDK's own delta histograms would
+appear on the wire. With an application's own MeterProvider the ordinary instruments are used instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from bisect import bisect_left
+from collections.abc import Sequence
+from time import time_ns
+from typing import Any
+
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Histogram,
+    HistogramDataPoint,
+    Metric,
+    MetricsData,
+    NumberDataPoint,
+    ResourceMetrics,
+    ScopeMetrics,
+    Sum,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+
+from instrument import semconv
+
+__all__ = ["DESCRIPTIONS", "CallAggregates", "add_metrics"]
+
+DESCRIPTIONS = ("Predictions (rows), by outcome", "Rows per predict call", "Duration of predict calls")
+
+
+class _Histogram:
+    __slots__ = ("counts", "count", "sum", "min", "max")
+
+    def __init__(self, buckets: int) -> None:
+        self.counts = [0] * buckets
+        self.count = 0
+        self.sum = 0.0
+        self.min = float("inf")
+        self.max = float("-inf")
+
+    def add(self, bounds: Sequence[float], value: float) -> None:
+        self.counts[bisect_left(bounds, value)] += 1  # bucket i holds (bounds[i-1], bounds[i]], as OTel's
+        self.count += 1
+        self.sum += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+
+
+class _Entry:
+    __slots__ = ("attributes", "rows", "duration", "batch")
+
+    def __init__(self, attributes: dict[str, Any], duration_buckets: int, batch_buckets: int) -> None:
+        self.attributes = attributes
+        self.rows = 0
+        self.duration = _Histogram(duration_buckets)
+        self.batch = _Histogram(batch_buckets)
+
+
+class CallAggregates:
+    def __init__(self, duration_bounds: Sequence[float], batch_bounds: Sequence[float]) -> None:
+        self.duration_bounds = list(duration_bounds)
+        self.batch_bounds = list(batch_bounds)
+        self._lock = threading.Lock()
+        self._entries: dict[int, _Entry] = {}
+        self._start_ns = time_ns()
+
+    def add(self, batch: list[tuple[Any, float | None, str | None, int]]) -> None:
+        """Fold calls (monitor, duration_s, error_type, rows) in; the worker thread calls this."""
+        dbounds, bbounds = self.duration_bounds, self.batch_bounds
+        with self._lock:
+            entries = self._entries
+            for monitor, duration_s, error_type, rows in batch:
+                attrs = monitor.metric_attributes(error_type)
+                entry = entries.get(id(attrs))
+                if entry is None:
+                    entry = entries[id(attrs)] = _Entry(attrs, len(dbounds) + 1, len(bbounds) + 1)
+                entry.rows += rows
+                if duration_s is not None:
+                    entry.duration.add(dbounds, duration_s)
+                entry.batch.add(bbounds, float(rows))
+
+    def collect(self) -> list[Metric]:
+        """The deltas since the previous collect, as OpenTelemetry metric data (the exporter thread)."""
+        with self._lock:
+            entries, self._entries = self._entries, {}
+            start, end = self._start_ns, time_ns()
+            self._start_ns = end
+        if not entries:
+            return []
+        rows, durations, batches = [], [], []
+        for entry in entries.values():
+            rows.append(NumberDataPoint(entry.attributes, start, end, entry.rows))
+            if entry.duration.count:
+                durations.append(_point(entry.attributes, start, end, self.duration_bounds, entry.duration))
+            batches.append(_point(entry.attributes, start, end, self.batch_bounds, entry.batch))
+        delta = AggregationTemporality.DELTA
+        metrics = [
+            Metric(semconv.METRIC_PREDICTIONS, DESCRIPTIONS[0], "{prediction}", Sum(rows, delta, True)),
+            Metric(semconv.METRIC_BATCH_SIZE, DESCRIPTIONS[1], "{row}", Histogram(batches, delta)),
+        ]
+        if durations:
+            metrics.append(Metric(semconv.METRIC_DURATION, DESCRIPTIONS[2], "s", Histogram(durations, delta)))
+        return metrics
+
+
+def _point(
+    attrs: dict[str, Any], start: int, end: int, bounds: Sequence[float], hist: _Histogram
+) -> HistogramDataPoint:
+    return HistogramDataPoint(
+        attributes=attrs,
+        start_time_unix_nano=start,
+        time_unix_nano=end,
+        count=hist.count,
+        sum=hist.sum,
+        bucket_counts=list(hist.counts),
+        explicit_bounds=list(bounds),
+        min=hist.min,
+        max=hist.max,
+    )
+
+
+def add_metrics(
+    data: MetricsData, resource: Resource, scope: InstrumentationScope, metrics: list[Metric]
+) -> MetricsData:
+    """`data` with `metrics` added under (resource, scope), merging into an existing scope of that name."""
+    resource_metrics = list(data.resource_metrics)
+    for i, rm in enumerate(resource_metrics):
+        if rm.resource == resource:
+            scopes = list(rm.scope_metrics)
+            for j, sm in enumerate(scopes):
+                if sm.scope.name == scope.name:
+                    scopes[j] = ScopeMetrics(sm.scope, list(sm.metrics) + metrics, sm.schema_url)
+                    break
+            else:
+                scopes.append(ScopeMetrics(scope, metrics, ""))
+            resource_metrics[i] = ResourceMetrics(rm.resource, scopes, rm.schema_url)
+            break
+    else:
+        resource_metrics.append(ResourceMetrics(resource, [ScopeMetrics(scope, metrics, "")], ""))
+    return MetricsData(resource_metrics)

@@ -1,0 +1,189 @@
+"""Payload capture on the worker thread: turning a sampled call's inputs and outputs into an event.
+
+The caller only takes a snapshot (a copy of what it might mutate after predict returns: numpy arrays, dicts,
+lists, tensors; pandas objects are copied shallowly under copy-on-write, deeply otherwise) and queues a
+`CaptureJob`. The worker converts it to columns, ends the call's span (creating it, with the measured start
+and end times and the caller's parent context, when the call had none) and emits the log events.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from opentelemetry.context import Context
+from opentelemetry.trace import Span, Status, StatusCode
+
+from instrument import semconv
+from instrument._guard import count_dropped
+from instrument._inputs import Columns, UnsupportedInput, input_columns
+from instrument._outputs import output_columns
+from instrument._payload import Payload, estimate_bytes
+
+if TYPE_CHECKING:
+    from instrument._monitor import ModelMonitor
+    from instrument._runtime import Runtime
+
+__all__ = ["CaptureJob", "approx_bytes", "end_span", "error_type", "snapshot"]
+
+
+def error_type(exc: BaseException) -> str:
+    kind = type(exc)
+    return kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _pandas_copy_on_write() -> bool:
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return False
+    if int(pd.__version__.partition(".")[0]) >= 3:
+        return True
+    return bool(getattr(pd.options.mode, "copy_on_write", False) is True)
+
+
+def snapshot(obj: Any) -> Any:
+    """A copy of `obj` that later changes by the caller cannot reach (cheap: no conversion here)."""
+    kind = type(obj)
+    if kind is np.ndarray:
+        return obj.copy()
+    if kind is dict:
+        return {k: (v.copy() if type(v) is np.ndarray else v) for k, v in obj.items()}
+    if kind is list:
+        return list(obj)
+    module = kind.__module__.partition(".")[0]
+    if module == "pandas" and hasattr(obj, "copy"):
+        return obj.copy(deep=not _pandas_copy_on_write())
+    if module == "torch" and hasattr(obj, "detach"):
+        return obj.detach().clone()
+    return obj
+
+
+def approx_bytes(obj: Any, n: int) -> int:
+    """What a snapshot holds, roughly, for the bound on pending payload memory."""
+    nbytes = getattr(obj, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes + 64
+    width = len(obj) if isinstance(obj, dict) else (obj.shape[1] if getattr(obj, "ndim", 0) == 2 else 1)
+    return 64 + 16 * max(n, 1) * max(width, 1)
+
+
+def end_span(
+    runtime: Runtime,
+    monitor: ModelMonitor,
+    span: Span | None,
+    context: Context | None,
+    exc: BaseException | None,
+    n: int,
+    sampled: bool,
+    start_ns: int,
+    duration_ns: int | None,
+    features: list[str] | None = None,
+) -> Span:
+    """End a call's span, creating it now (measured start time, caller's parent context) when there is none."""
+    attrs: dict[str, Any] = {semconv.ATTR_BATCH_SIZE: n, semconv.ATTR_PAYLOAD_SAMPLED: sampled}
+    if features:
+        attrs[semconv.ATTR_FEATURES] = features
+    if exc is not None:
+        attrs[semconv.ATTR_ERROR_TYPE] = error_type(exc)
+    if span is None:
+        span = runtime.tracer.start_span(
+            monitor.span_name, context=context, start_time=start_ns, attributes={**monitor.event_attributes, **attrs}
+        )
+        start: int | None = start_ns
+    else:
+        span.set_attributes(attrs)
+        start = getattr(span, "start_time", None)
+    if exc is not None:
+        span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
+        span.record_exception(exc)
+    span.end(end_time=start + duration_ns if start is not None and duration_ns is not None else None)
+    return span
+
+
+@dataclass(slots=True)
+class CaptureJob:
+    monitor: ModelMonitor
+    inputs: Any  # a snapshot, or the already converted columns when `columns_ready`
+    outputs: Any
+    ids: list[str]
+    keep: list[int] | None  # rows to capture (sampling below 1); None = all
+    rate: float
+    n: int
+    context: Context | None
+    span: Span | None
+    start_ns: int
+    duration_ns: int | None
+    columns_ready: bool = False
+
+    def _columns(self, max_len: int) -> tuple[Columns, Columns] | None:
+        monitor = self.monitor
+        if self.columns_ready:
+            inputs, n_in = self.inputs, self.n
+        else:
+            try:
+                inputs, n_in = input_columns(self.inputs, monitor.features, max_len)
+            except UnsupportedInput as err:
+                count_dropped(err.reason, 1, f"inputs not captured for model {monitor.model!r}: {err}")
+                inputs, n_in = {}, -1
+        if monitor.id_column is not None:
+            inputs.pop(monitor.id_column, None)
+        try:
+            outputs, n_out = output_columns(
+                self.outputs,
+                task=monitor.task,
+                names=monitor.outputs,
+                classes=monitor.classes,
+                threshold=monitor.threshold,
+                max_len=max_len,
+            )
+        except UnsupportedInput as err:
+            count_dropped(err.reason, 1, f"outputs not captured for model {monitor.model!r}: {err}")
+            outputs, n_out = {}, max(n_in, len(self.ids))
+        if n_in < 0:  # inputs could not be read: the outputs alone
+            n_in = n_out
+        if n_out != n_in or n_in != len(self.ids):
+            count_dropped("row_mismatch", 1, f"model {monitor.model!r}: {n_in} input rows but {n_out} outputs")
+            return None
+        for name in monitor.exclude:
+            inputs.pop(name, None)
+        return inputs, outputs
+
+    def __call__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        monitor = self.monitor
+        columns = self._columns(settings.max_string_len)
+        if columns is None:
+            end_span(runtime, monitor, self.span, self.context, None, self.n, False, self.start_ns, self.duration_ns)
+            return
+        inputs, outputs = columns
+        ids, keep = self.ids, self.keep
+        if keep is not None and len(keep) < len(ids):
+            ids = [ids[i] for i in keep]
+            inputs = {k: [v[i] for i in keep] for k, v in inputs.items()}
+            outputs = {k: [v[i] for i in keep] for k, v in outputs.items()}
+        # The feature list goes on the span when it changes (first call, schema change), not on every span:
+        # OpenTelemetry checks array attributes element by element (~1.3 us each). Every payload event
+        # carries the features as the keys of its `inputs`.
+        features = tuple(inputs)
+        announce = list(features) if features != monitor.span_features else None
+        monitor.span_features = features
+        span = end_span(
+            runtime, monitor, self.span, self.context, None, self.n, True, self.start_ns, self.duration_ns, announce
+        )
+        attrs = {**monitor.event_attributes, semconv.ATTR_PAYLOAD_ROWS: len(ids)}
+        if keep is not None:
+            attrs[semconv.ATTR_SAMPLE_RATE] = self.rate
+        runtime.emit(
+            Payload(
+                event_name=semconv.EVENT_INFERENCE,
+                attributes=attrs,
+                time_ns=self.start_ns,
+                span_context=span.get_span_context(),
+                ids=ids,
+                columns={semconv.BODY_INPUTS: inputs, semconv.BODY_OUTPUTS: outputs},
+                nbytes=estimate_bytes(len(ids), inputs, outputs),
+                max_event_bytes=settings.max_event_bytes,
+            )
+        )

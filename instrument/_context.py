@@ -1,0 +1,21 @@
+"""Per-request state that follows the caller: the ids of the last prediction, and an optional id sink.
+
+Both are ContextVars, so concurrent requests (threads or asyncio tasks) never see each other's ids. A sink is
+a list a server middleware installs before calling the application: a monitored call appends its ids to it,
+which works even when predict runs in a thread pool whose context changes do not flow back.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+__all__ = ["ID_SINK", "LAST_IDS", "last_prediction_ids"]
+
+LAST_IDS: ContextVar[list[str] | None] = ContextVar("predwatch_last_ids", default=None)
+ID_SINK: ContextVar[list[str] | None] = ContextVar("predwatch_id_sink", default=None)
+
+
+def last_prediction_ids() -> list[str]:
+    """The prediction ids (one per row) of the most recent monitored call in the current context."""
+    ids = LAST_IDS.get()
+    return list(ids) if ids is not None else []

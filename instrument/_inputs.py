@@ -1,0 +1,225 @@
+"""Model inputs as named columns of OTLP-safe values.
+
+Accepted: numpy 0/1/2-D (and N-D, flattened per row) and structured arrays, pandas DataFrame and Series,
+a dict of columns, one dict row, a list of dict rows, a list of lists, a list of scalars, a scalar, and
+torch tensors. pandas and torch are only looked at when the application already imported them.
+
+Shape rules that are not obvious:
+- A 1-D array or list of scalars is one row when `features` names exactly that many (> 1) features;
+  otherwise it is one feature with a value per row.
+- A dict is columns when every value is a sequence of one common length; otherwise it is one row.
+- A pandas Series indexed by feature names (strings) is one row; otherwise it is one column.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from instrument._values import array_values, clean_list, clean_value
+
+__all__ = ["Columns", "UnsupportedInput", "input_columns", "row_count"]
+
+Columns = dict[str, list[Any]]
+MAX_FEATURES = 2000
+
+
+class UnsupportedInput(Exception):
+    """The input could not be mapped to columns; `reason` names why (a dropped-telemetry reason)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def _names(width: int, features: Sequence[str] | None) -> list[str]:
+    if features is not None and len(features) == width:
+        return list(features)
+    return [f"f{i}" for i in range(width)]
+
+
+def _module_of(obj: object) -> str:
+    return type(obj).__module__.partition(".")[0]
+
+
+_SCALARS = frozenset({float, int, str, bool, type(None)})
+
+
+def _is_sequence(value: object) -> bool:
+    if type(value) in _SCALARS:
+        return False
+    return isinstance(value, list | tuple | np.ndarray) or _module_of(value) in ("pandas", "torch")
+
+
+def _from_array(arr: np.ndarray[Any, Any], features: Sequence[str] | None, max_len: int) -> tuple[Columns, int]:
+    if arr.dtype.names:  # structured array: one column per field
+        rows = arr.reshape(-1)
+        return {name: array_values(rows[name], max_len) for name in arr.dtype.names}, rows.shape[0]
+    if arr.ndim == 0:
+        name = features[0] if features else "f0"
+        return {name: [clean_value(arr.item(), max_len)]}, 1
+    if arr.ndim == 1:
+        if features is not None and len(features) > 1 and len(features) == arr.shape[0]:
+            values = array_values(arr, max_len)
+            return {name: [v] for name, v in zip(features, values, strict=True)}, 1
+        name = features[0] if features is not None and len(features) == 1 else "f0"
+        return {name: array_values(arr, max_len)}, arr.shape[0]
+    n = arr.shape[0]
+    flat = arr.reshape(n, -1)
+    width = flat.shape[1]
+    if width > MAX_FEATURES:
+        raise UnsupportedInput("too_many_features", f"inputs have {width} features per row (cap {MAX_FEATURES})")
+    names = _names(width, features)
+    if flat.dtype.kind in "fbiu" and not (flat.dtype.kind == "u" and flat.dtype.itemsize == 8):
+        return dict(zip(names, flat.T.tolist(), strict=True)), n
+    return {name: array_values(flat[:, i], max_len) for i, name in enumerate(names)}, n
+
+
+def _from_dataframe(df: Any, max_len: int) -> tuple[Columns, int]:
+    if df.shape[1] > MAX_FEATURES:
+        raise UnsupportedInput("too_many_features", f"inputs have {df.shape[1]} features per row (cap {MAX_FEATURES})")
+    columns: Columns = {}
+    for name, series in df.items():
+        values = series.to_numpy()
+        if values.dtype.kind == "O":
+            columns[str(name)] = clean_list(values.tolist(), max_len)
+        else:
+            columns[str(name)] = array_values(values, max_len)
+    return columns, int(df.shape[0])
+
+
+def _series_is_row(series: Any, features: Sequence[str] | None) -> bool:
+    index = series.index
+    if len(index) == 0 or not all(isinstance(k, str) for k in index):
+        return False
+    return features is None or not set(index) - set(features)
+
+
+def _from_series(series: Any, features: Sequence[str] | None, max_len: int) -> tuple[Columns, int]:
+    if _series_is_row(series, features):
+        labels = [str(k) for k in series.index]
+        values = clean_list(series.to_numpy(dtype=object).tolist(), max_len)
+        return {name: [v] for name, v in zip(labels, values, strict=True)}, 1
+    name = str(series.name) if series.name is not None else (features[0] if features else "f0")
+    values_arr = series.to_numpy()
+    values = (
+        clean_list(values_arr.tolist(), max_len) if values_arr.dtype.kind == "O" else array_values(values_arr, max_len)
+    )
+    return {name: values}, len(values)
+
+
+def _column(values: Any, max_len: int) -> list[Any]:
+    if isinstance(values, np.ndarray):
+        return array_values(values.reshape(-1), max_len)
+    if _module_of(values) == "pandas":
+        return _from_series(values, None, max_len)[0].popitem()[1]
+    if _module_of(values) == "torch":
+        return array_values(values.detach().cpu().numpy().reshape(-1), max_len)
+    return clean_list(values, max_len)
+
+
+def _from_mapping(data: Mapping[Any, Any], max_len: int) -> tuple[Columns, int]:
+    if len(data) > MAX_FEATURES:
+        raise UnsupportedInput("too_many_features", f"inputs have {len(data)} features per row (cap {MAX_FEATURES})")
+    values = list(data.values())
+    if values and all(_is_sequence(v) for v in values):
+        lengths = {len(v) for v in values}
+        if len(lengths) == 1:
+            return {str(k): _column(v, max_len) for k, v in data.items()}, lengths.pop()
+    names = list(data) if all(type(k) is str for k in data) else [str(k) for k in data]
+    return {name: [v] for name, v in zip(names, clean_list(values, max_len), strict=True)}, 1
+
+
+def _from_rows_of_dicts(rows: Sequence[Mapping[Any, Any]], max_len: int) -> tuple[Columns, int]:
+    names: dict[Any, None] = {}
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise UnsupportedInput("mixed_rows", "a list of rows mixes dicts with other values")
+        names.update(dict.fromkeys(row))
+    if len(names) > MAX_FEATURES:
+        raise UnsupportedInput("too_many_features", f"inputs have {len(names)} features per row (cap {MAX_FEATURES})")
+    return {str(k): clean_list([row.get(k) for row in rows], max_len) for k in names}, len(rows)
+
+
+def _from_rows(rows: Sequence[Any], features: Sequence[str] | None, max_len: int) -> tuple[Columns, int]:
+    width = len(rows[0])
+    if any(len(row) != width for row in rows):
+        raise UnsupportedInput("ragged_rows", "rows of the input have different lengths")
+    if width > MAX_FEATURES:
+        raise UnsupportedInput("too_many_features", f"inputs have {width} features per row (cap {MAX_FEATURES})")
+    names = _names(width, features)
+    return {name: clean_list(col, max_len) for name, col in zip(names, zip(*rows, strict=True), strict=True)}, len(rows)
+
+
+def input_columns(obj: Any, features: Sequence[str] | None, max_len: int) -> tuple[Columns, int]:
+    """(columns, rows) for one call's input; raises UnsupportedInput for what cannot be mapped."""
+    if isinstance(obj, np.ndarray):
+        return _from_array(obj, features, max_len)
+    module = _module_of(obj)
+    if module == "pandas":
+        pd = sys.modules["pandas"]
+        if isinstance(obj, pd.DataFrame):
+            return _from_dataframe(obj, max_len)
+        if isinstance(obj, pd.Series):
+            return _from_series(obj, features, max_len)
+    elif module == "torch":
+        torch = sys.modules["torch"]
+        if isinstance(obj, torch.Tensor):
+            return _from_array(obj.detach().cpu().numpy(), features, max_len)
+    if isinstance(obj, Mapping):
+        return _from_mapping(obj, max_len)
+    if isinstance(obj, list | tuple):
+        if not obj:
+            return {}, 0
+        first = obj[0]
+        if isinstance(first, Mapping):
+            return _from_rows_of_dicts(obj, max_len)
+        if isinstance(first, list | tuple | np.ndarray):
+            return _from_rows(obj, features, max_len)
+        if features is not None and len(features) > 1 and len(features) == len(obj):
+            return {name: [clean_value(v, max_len)] for name, v in zip(features, obj, strict=True)}, 1
+        name = features[0] if features is not None and len(features) == 1 else "f0"
+        return {name: clean_list(obj, max_len)}, len(obj)
+    if obj is None or isinstance(obj, str | bytes | int | float | np.generic):
+        name = features[0] if features else "f0"
+        return {name: [clean_value(obj, max_len)]}, 1
+    raise UnsupportedInput("unsupported_input", f"inputs of type {type(obj).__qualname__} are not understood")
+
+
+def row_count(obj: Any, features: Sequence[str] | None) -> int:
+    """The number of rows in an input without converting it (for calls whose payload is not captured)."""
+    try:
+        kind = type(obj)
+        if kind is dict:
+            first = next(iter(obj.values()), None)
+            if not _is_sequence(first):
+                return 1  # a row: input_columns reads a dict as columns only when every value is a sequence
+        elif kind is list and obj and type(obj[0]) is dict:
+            return len(obj)
+        if isinstance(obj, np.ndarray):
+            if obj.ndim == 0:
+                return 1
+            if obj.ndim == 1 and features is not None and len(features) > 1 and len(features) == obj.shape[0]:
+                return 1
+            return int(obj.shape[0])
+        module = _module_of(obj)
+        if module == "pandas":
+            return 1 if type(obj).__name__ == "Series" and _series_is_row(obj, features) else len(obj)
+        if module == "torch":
+            return 1 if obj.dim() == 0 else int(obj.shape[0])
+        if isinstance(obj, Mapping):
+            values = list(obj.values())
+            if values and all(_is_sequence(v) for v in values) and len({len(v) for v in values}) == 1:
+                return len(values[0])
+            return 1
+        if isinstance(obj, list | tuple):
+            if obj and not isinstance(obj[0], Mapping | list | tuple | np.ndarray):
+                if features is not None and len(features) > 1 and len(features) == len(obj):
+                    return 1
+            return len(obj)
+        return 1
+    except Exception:
+        return 1

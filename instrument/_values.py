@@ -1,0 +1,151 @@
+"""Values fit for an OTLP AnyValue, prediction ids, and the per-id sampling rule.
+
+OTLP carries None, bool, int (int64), float, str, bytes, arrays and maps. Everything a model can see is
+mapped onto those: numpy scalars through `.item()`, NaN and inf stay floats (the collector counts them),
+pandas/numpy missing markers become None, integers outside int64 become floats, over-long strings are cut,
+and any other object becomes its `str()`. Changes are counted in `predwatch.sdk.coerced`, never raised.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import random
+import zlib
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from instrument._guard import count_coerced
+
+__all__ = ["array_values", "clean_list", "clean_value", "is_sampled", "new_ids", "sample_mask"]
+
+_getrandbits = random.getrandbits
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+_MISSING_TYPES = frozenset({"NAType", "NaTType"})  # pandas.NA, pandas.NaT, without importing pandas
+_PLAIN = frozenset({float, bool, type(None)})
+_SIMPLE = _PLAIN | {int, str}
+
+
+def clean_value(value: Any, max_len: int) -> Any:
+    """One value as an OTLP-safe Python scalar (see the module docstring)."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind is str:
+        if len(value) <= max_len:
+            return value
+        count_coerced("truncated")
+        return value[:max_len]
+    if kind is int:
+        if INT64_MIN <= value <= INT64_MAX:
+            return value
+        count_coerced("int_overflow")
+        return float(value)
+    if isinstance(value, np.generic):
+        if isinstance(value, np.datetime64 | np.timedelta64):
+            return None if np.isnat(value) else clean_value(str(value), max_len)
+        return clean_value(value.item(), max_len)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return clean_value(int(value), max_len)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, str):
+        return clean_value(str(value), max_len)
+    if kind.__name__ in _MISSING_TYPES:
+        return None
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    if isinstance(value, _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        count_coerced("bytes")
+        return bytes(value[:max_len]).decode("utf-8", "replace")
+    count_coerced("object")
+    try:
+        text = str(value)
+    except Exception:
+        text = f"<{kind.__name__}>"
+    return text[:max_len]
+
+
+def clean_list(values: Sequence[Any], max_len: int) -> list[Any]:
+    """A column as a list of OTLP-safe scalars; cheap when the values are already plain floats/bools/None."""
+    out = values if isinstance(values, list) else list(values)
+    kinds = set(map(type, out))
+    if kinds <= _PLAIN:
+        return out
+    if kinds <= _SIMPLE:
+        ok = True
+        if int in kinds:
+            ints = [v for v in out if type(v) is int]
+            ok = INT64_MIN <= min(ints) and max(ints) <= INT64_MAX
+        if ok and str in kinds:
+            ok = max([len(v) for v in out if type(v) is str]) <= max_len
+        if ok:
+            return out
+    return [clean_value(v, max_len) for v in out]
+
+
+def array_values(arr: np.ndarray[Any, Any], max_len: int) -> list[Any]:
+    """A 1-D numpy array as a list of OTLP-safe scalars (vectorised by dtype)."""
+    kind = arr.dtype.kind
+    if kind in "fb":
+        return arr.tolist()  # type: ignore[no-any-return]
+    if kind == "i":
+        return arr.tolist()  # type: ignore[no-any-return]
+    if kind == "u":
+        if arr.dtype.itemsize == 8 and arr.size and int(arr.max()) > INT64_MAX:
+            count_coerced("int_overflow", int((arr > INT64_MAX).sum()))
+            return arr.astype(np.float64).tolist()  # type: ignore[no-any-return]
+        return arr.tolist()  # type: ignore[no-any-return]
+    if kind == "U":
+        values = arr.tolist()
+        if arr.dtype.itemsize // 4 > max_len:
+            return clean_list(values, max_len)
+        return values  # type: ignore[no-any-return]
+    if kind in "Mm":
+        nat = np.isnat(arr)
+        text = arr.astype(str).tolist()
+        return [None if missing else t for t, missing in zip(text, nat.tolist(), strict=True)]
+    return clean_list(arr.tolist(), max_len)
+
+
+def new_ids(n: int) -> list[str]:
+    """n random 128-bit prediction ids as 32 hex characters.
+
+    From `random` (reseeded after fork by the standard library), not `os.urandom`: ids need uniqueness, not
+    secrecy, and os.urandom releases the GIL, which on a busy server costs a wait to get it back.
+    """
+    if n == 1:
+        return [f"{_getrandbits(128):032x}"]
+    if n <= 0:
+        return []
+    text = _getrandbits(128 * n).to_bytes(16 * n, "little").hex()
+    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
+
+
+_SCALE = float(2**32)
+
+
+def is_sampled(prediction_id: str, rate: float) -> bool:
+    """The sampling rule, a pure function of the id: CRC-32 of its UTF-8 bytes below rate * 2**32.
+
+    Anyone holding the id (the SDK at predict time, `log_actuals` later, another process) reaches the same
+    decision, so labels are only sent for predictions whose payload was captured.
+    """
+    if rate >= 1.0:
+        return True
+    if rate <= 0.0:
+        return False
+    return zlib.crc32(prediction_id.encode("utf-8", "surrogatepass")) < rate * _SCALE
+
+
+def sample_mask(ids: Sequence[str], rate: float) -> list[bool]:
+    limit = rate * _SCALE
+    crc = zlib.crc32
+    return [crc(i.encode("utf-8", "surrogatepass")) < limit for i in ids]
