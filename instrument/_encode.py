@@ -131,21 +131,26 @@ def encode_any(value: Any) -> bytes:
 
 def _encode_log(record: ReadableLogRecord) -> PB2LogRecord:
     log = record.log_record
-    pb = PB2LogRecord(
-        time_unix_nano=log.timestamp,
-        observed_time_unix_nano=log.observed_timestamp,
-        span_id=_encode_span_id(log.span_id) if log.span_id else None,
-        trace_id=_encode_trace_id(log.trace_id) if log.trace_id else None,
-        flags=int(log.trace_flags) if log.trace_flags is not None else 0,
-        severity_text=log.severity_text,
-        attributes=_encode_attributes(log.attributes),
-        dropped_attributes_count=record.dropped_attributes,
-        severity_number=getattr(log.severity_number, "value", None),
-        event_name=log.event_name,
-    )
-    if log.body is not None:
-        pb.body.MergeFromString(encode_any(log.body))
+    fields: dict[str, Any] = {
+        "time_unix_nano": log.timestamp,
+        "observed_time_unix_nano": log.observed_timestamp,
+        "span_id": _encode_span_id(log.span_id) if log.span_id else None,
+        "trace_id": _encode_trace_id(log.trace_id) if log.trace_id else None,
+        "flags": int(log.trace_flags) if log.trace_flags is not None else 0,
+        "severity_text": log.severity_text,
+        "attributes": _encode_attributes(log.attributes),
+        "dropped_attributes_count": record.dropped_attributes,
+        "severity_number": getattr(log.severity_number, "value", None),
+        "event_name": log.event_name,
+    }
+    pb = PB2LogRecord(**fields)
+    pb.body.SetInParent()  # present even when empty, as the SDK's encoder makes it
+    pb.body.MergeFromString(encode_any(log.body))
     return pb
+
+
+def _schema(scope: Any) -> Any:
+    return scope.schema_url if scope else None
 
 
 def encode_logs(batch: Sequence[ReadableLogRecord]) -> ExportLogsServiceRequest:
@@ -156,11 +161,7 @@ def encode_logs(batch: Sequence[ReadableLogRecord]) -> ExportLogsServiceRequest:
     resource_logs = []
     for resource, scopes in grouped.items():
         scope_logs = [
-            ScopeLogs(
-                scope=_encode_instrumentation_scope(scope),
-                log_records=records,
-                schema_url=scope.schema_url if scope else None,
-            )
+            ScopeLogs(scope=_encode_instrumentation_scope(scope), log_records=records, schema_url=_schema(scope))
             for scope, records in scopes.items()
         ]
         resource_logs.append(

@@ -36,7 +36,7 @@ from instrument._guard import count_dropped, fault
 
 __all__ = ["ForkSafeLogExporter", "ForkSafeMetricExporter", "ForkSafeSpanExporter", "otlp_exporters"]
 
-DELTA = {
+DELTA: dict[type, AggregationTemporality] = {
     Counter: AggregationTemporality.DELTA,
     Histogram: AggregationTemporality.DELTA,
     ObservableCounter: AggregationTemporality.DELTA,
@@ -80,7 +80,7 @@ class ForkSafeLogExporter(LogRecordExporter):
         return result
 
     def shutdown(self) -> None:
-        self._inner.shutdown()
+        self._inner.shutdown()  # type: ignore[no-untyped-call]
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return bool(self._inner.force_flush(timeout_millis))

@@ -37,7 +37,7 @@ class _Process:
         return self._proc
 
     def cpu(self) -> float:
-        return self.get().cpu_percent(None) / 100.0 / self._cpus
+        return float(self.get().cpu_percent(None)) / 100.0 / self._cpus
 
 
 def _guarded(name: str, read: Callable[[], Iterable[Observation]]) -> Callback:
@@ -56,7 +56,7 @@ def register_resource_metrics(meter: Meter, disk_path: str = "/") -> None:
     proc.get()
 
     def io() -> Iterable[Observation]:
-        counters = proc.get().io_counters()  # type: ignore[attr-defined]
+        counters = proc.get().io_counters()
         yield Observation(counters.read_bytes, {"disk.io.direction": "read"})
         yield Observation(counters.write_bytes, {"disk.io.direction": "write"})
 

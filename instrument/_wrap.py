@@ -80,7 +80,7 @@ def wrap(watcher: ModelMonitor, func: Callable[P, R], input_arg: str | None = No
             watcher.finish(runtime, argument(args, kwargs), result, None, t0, duration, span, token)
             return result
 
-        return wrapt.FunctionWrapper(func, async_wrapper)  # type: ignore[return-value]
+        return wrapt.FunctionWrapper(func, async_wrapper)  # type: ignore[arg-type]
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         runtime = _runtime._RUNTIME or _runtime.current()
@@ -100,7 +100,7 @@ def wrap(watcher: ModelMonitor, func: Callable[P, R], input_arg: str | None = No
         watcher.finish(runtime, argument(args, kwargs), result, None, t0, duration, span, token)
         return result
 
-    return wrapt.FunctionWrapper(func, wrapper)  # type: ignore[return-value]
+    return wrapt.FunctionWrapper(func, wrapper)
 
 
 def monitor(
@@ -146,7 +146,7 @@ def monitor(
     return decorate
 
 
-class _MonitoredModel(wrapt.ObjectProxy):  # type: ignore[misc]
+class _MonitoredModel(wrapt.ObjectProxy):  # type: ignore[type-arg]
     """A transparent proxy whose named methods are monitored; everything else is the original object."""
 
     def __init__(self, wrapped: Any, methods: dict[str, Any]) -> None:
