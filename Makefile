@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 demo: $(STAMP)
-	$(PY) -m examples.demo
+	$(PY) -m examples.sdk_tour
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -93,7 +93,7 @@ def _run(n: int, endpoint: str) -> dict[str, float]:
 
     results: dict[str, float] = {}
     results["bare_call_us"], _ = per_call(lambda: bare_predict(row), n)
-    results["bare_span_us"], results["bare_span_cpu_us"] = per_call(bare_span, n)
+    results["bare_span_us"], results["bare_span_cpu_us"] = per_call(bare_span, n, tp.force_flush)
     results["unsampled_us"], results["unsampled_cpu_us"] = per_call(lambda: unsampled(row), n, settle)
     results["sampled_row_us"], results["sampled_row_cpu_us"] = per_call(lambda: sampled(row), n, settle)
     results["sampled_batch_us"], results["sampled_batch_cpu_us"] = per_call(
@@ -114,7 +114,8 @@ def report(results: dict[str, float]) -> str:
     r = results
 
     def line(label: str, key: str, extra: str = "") -> str:
-        return f"  {label:<40}{r[key]:8.2f} us   cpu {r.get(key.replace('_added', '') + '_cpu_us', 0.0):8.1f} us{extra}"
+        cpu = r[key.removesuffix("_us").removesuffix("_added") + "_cpu_us"]
+        return f"  {label:<40}{r[key]:8.2f} us   cpu {cpu:8.1f} us{extra}"
 
     return "\n".join(
         [

@@ -49,7 +49,7 @@ def snapshot(obj: Any) -> Any:
     if kind is np.ndarray:
         return obj.copy()
     if kind is dict:
-        return {k: (v.copy() if type(v) is np.ndarray else v) for k, v in obj.items()}
+        return {k: (v.copy() if type(v) is np.ndarray or type(v) is list else v) for k, v in obj.items()}
     if kind is list:
         return list(obj)
     module = kind.__module__.partition(".")[0]

@@ -153,11 +153,18 @@ def load_settings(
     else:
         rate = 1.0
 
-    name = service_name or _env("PREDWATCH_SERVICE_NAME", env) or _env("OTEL_SERVICE_NAME", env)
-    if name is None:
-        name = f"unknown_service:{os.path.basename(sys.argv[0]) or 'python'}"
+    name: object = f"unknown_service:{os.path.basename(sys.argv[0]) or 'python'}"
+    name_source = "service_name"
+    for candidate, where in (
+        (service_name, "service_name"),
+        (_env("PREDWATCH_SERVICE_NAME", env), "PREDWATCH_SERVICE_NAME"),
+        (_env("OTEL_SERVICE_NAME", env), "OTEL_SERVICE_NAME"),
+    ):
+        if candidate:
+            name, name_source = candidate, where
+            break
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"service_name must be a non-empty string, got {name!r}")
+        raise ValueError(f"{name_source} must be a non-empty string, got {name!r}")
 
     if resource_metrics is None:
         raw = _env("PREDWATCH_RESOURCE_METRICS", env)

@@ -13,15 +13,16 @@ Shape rules that are not obvious:
 
 from __future__ import annotations
 
+import math
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from instrument._values import array_values, clean_list, clean_value
+from instrument._values import array_values, clean_list, clean_value, tensor_array
 
-__all__ = ["Columns", "UnsupportedInput", "input_columns", "row_count"]
+__all__ = ["Columns", "UnsupportedInput", "column_values", "input_columns", "row_count"]
 
 Columns = dict[str, list[Any]]
 MAX_FEATURES = 2000
@@ -51,7 +52,23 @@ _SCALARS = frozenset({float, int, str, bool, type(None)})
 def _is_sequence(value: object) -> bool:
     if type(value) in _SCALARS:
         return False
-    return isinstance(value, list | tuple | np.ndarray) or _module_of(value) in ("pandas", "torch")
+    if isinstance(value, list | tuple):
+        return True
+    if isinstance(value, np.ndarray) or _module_of(value) in ("pandas", "torch"):
+        return getattr(value, "ndim", 0) > 0  # not a 0-d array or tensor, nor a pandas scalar (NA, NaT, Timestamp)
+    return False
+
+
+def column_values(series: Any, max_len: int) -> list[Any]:
+    """A pandas Series (or Index) as a column. numpy dtypes go vectorised (NaN stays a float, NaT -> None); the
+    others (nullable Int64/Float64/boolean, str/string, category, tz-aware datetimes, object) turn every missing
+    marker (pd.NA, NaN, NaT, None) into None and keep integers as ints."""
+    dtype = series.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind != "O":
+        return array_values(series.to_numpy(), max_len)
+    values = series.astype(object).tolist()
+    missing = series.isna().tolist()
+    return clean_list([None if gone else v for v, gone in zip(values, missing, strict=True)], max_len)
 
 
 def _from_array(arr: np.ndarray[Any, Any], features: Sequence[str] | None, max_len: int) -> tuple[Columns, int]:
@@ -68,12 +85,16 @@ def _from_array(arr: np.ndarray[Any, Any], features: Sequence[str] | None, max_l
         name = features[0] if features is not None and len(features) == 1 else "f0"
         return {name: array_values(arr, max_len)}, arr.shape[0]
     n = arr.shape[0]
-    flat = arr.reshape(n, -1)
+    flat = arr.reshape(n, math.prod(arr.shape[1:]))  # not -1: that fails for an empty batch
     width = flat.shape[1]
     if width > MAX_FEATURES:
         raise UnsupportedInput("too_many_features", f"inputs have {width} features per row (cap {MAX_FEATURES})")
     names = _names(width, features)
-    if flat.dtype.kind in "fbiu" and not (flat.dtype.kind == "u" and flat.dtype.itemsize == 8):
+    if (
+        flat.dtype.kind in "fbiu"
+        and flat.dtype.itemsize <= 8
+        and not (flat.dtype.kind == "u" and flat.dtype.itemsize == 8)
+    ):
         return dict(zip(names, flat.T.tolist(), strict=True)), n
     return {name: array_values(flat[:, i], max_len) for i, name in enumerate(names)}, n
 
@@ -81,14 +102,7 @@ def _from_array(arr: np.ndarray[Any, Any], features: Sequence[str] | None, max_l
 def _from_dataframe(df: Any, max_len: int) -> tuple[Columns, int]:
     if df.shape[1] > MAX_FEATURES:
         raise UnsupportedInput("too_many_features", f"inputs have {df.shape[1]} features per row (cap {MAX_FEATURES})")
-    columns: Columns = {}
-    for name, series in df.items():
-        values = series.to_numpy()
-        if values.dtype.kind == "O":
-            columns[str(name)] = clean_list(values.tolist(), max_len)
-        else:
-            columns[str(name)] = array_values(values, max_len)
-    return columns, int(df.shape[0])
+    return {str(name): column_values(series, max_len) for name, series in df.items()}, int(df.shape[0])
 
 
 def _series_is_row(series: Any, features: Sequence[str] | None) -> bool:
@@ -101,23 +115,24 @@ def _series_is_row(series: Any, features: Sequence[str] | None) -> bool:
 def _from_series(series: Any, features: Sequence[str] | None, max_len: int) -> tuple[Columns, int]:
     if _series_is_row(series, features):
         labels = [str(k) for k in series.index]
-        values = clean_list(series.to_numpy(dtype=object).tolist(), max_len)
+        values = column_values(series, max_len)
         return {name: [v] for name, v in zip(labels, values, strict=True)}, 1
     name = str(series.name) if series.name is not None else (features[0] if features else "f0")
-    values_arr = series.to_numpy()
-    values = (
-        clean_list(values_arr.tolist(), max_len) if values_arr.dtype.kind == "O" else array_values(values_arr, max_len)
-    )
+    values = column_values(series, max_len)
     return {name: values}, len(values)
 
 
 def _column(values: Any, max_len: int) -> list[Any]:
-    if isinstance(values, np.ndarray):
-        return array_values(values.reshape(-1), max_len)
-    if _module_of(values) == "pandas":
-        return _from_series(values, None, max_len)[0].popitem()[1]
     if _module_of(values) == "torch":
-        return array_values(values.detach().cpu().numpy().reshape(-1), max_len)
+        values = tensor_array(values)
+    if isinstance(values, np.ndarray):
+        if values.ndim == 1:
+            return array_values(values, max_len)
+        return clean_list(values.tolist(), max_len)  # a vector per row: kept as one value (its text) per row
+    if _module_of(values) == "pandas":
+        if values.ndim == 1:
+            return column_values(values, max_len)  # whatever the index: a column is never read as a row here
+        return clean_list(values.to_numpy().tolist(), max_len)
     return clean_list(values, max_len)
 
 
@@ -168,7 +183,7 @@ def input_columns(obj: Any, features: Sequence[str] | None, max_len: int) -> tup
     elif module == "torch":
         torch = sys.modules["torch"]
         if isinstance(obj, torch.Tensor):
-            return _from_array(obj.detach().cpu().numpy(), features, max_len)
+            return _from_array(tensor_array(obj), features, max_len)
     if isinstance(obj, Mapping):
         return _from_mapping(obj, max_len)
     if isinstance(obj, list | tuple):
@@ -189,6 +204,17 @@ def input_columns(obj: Any, features: Sequence[str] | None, max_len: int) -> tup
     raise UnsupportedInput("unsupported_input", f"inputs of type {type(obj).__qualname__} are not understood")
 
 
+def _array_rows(shape: tuple[int, ...], structured: bool, features: Sequence[str] | None) -> int:
+    """Rows of a numpy array or torch tensor by the same rules as _from_array."""
+    if structured:
+        return math.prod(shape)  # one row per record
+    if not shape:
+        return 1
+    if len(shape) == 1 and features is not None and len(features) > 1 and len(features) == shape[0]:
+        return 1
+    return int(shape[0])
+
+
 def row_count(obj: Any, features: Sequence[str] | None) -> int:
     """The number of rows in an input without converting it (for calls whose payload is not captured)."""
     try:
@@ -200,16 +226,12 @@ def row_count(obj: Any, features: Sequence[str] | None) -> int:
         elif kind is list and obj and type(obj[0]) is dict:
             return len(obj)
         if isinstance(obj, np.ndarray):
-            if obj.ndim == 0:
-                return 1
-            if obj.ndim == 1 and features is not None and len(features) > 1 and len(features) == obj.shape[0]:
-                return 1
-            return int(obj.shape[0])
+            return _array_rows(obj.shape, bool(obj.dtype.names), features)
         module = _module_of(obj)
         if module == "pandas":
             return 1 if type(obj).__name__ == "Series" and _series_is_row(obj, features) else len(obj)
         if module == "torch":
-            return 1 if obj.dim() == 0 else int(obj.shape[0])
+            return _array_rows(tuple(obj.shape), False, features)
         if isinstance(obj, Mapping):
             values = list(obj.values())
             if values and all(_is_sequence(v) for v in values) and len({len(v) for v in values}) == 1:

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from instrument import semconv
-from instrument._inputs import Columns, UnsupportedInput
-from instrument._values import array_values, clean_list, clean_value
+from instrument._inputs import Columns, UnsupportedInput, column_values
+from instrument._values import array_values, clean_list, clean_value, tensor_array
 from instrument.semconv import COL_LABEL, COL_PREDICTION, COL_SCORE
 
 __all__ = ["output_columns"]
@@ -29,16 +29,23 @@ __all__ = ["output_columns"]
 _SCALARS = frozenset({float, int, bool, str})
 
 
-def _as_array(obj: Any) -> np.ndarray[Any, Any]:
+def _as_array(obj: Any, max_len: int) -> np.ndarray[Any, Any]:
     module = type(obj).__module__.partition(".")[0]
     if module == "torch":
-        return obj.detach().cpu().numpy()  # type: ignore[no-any-return]
+        return tensor_array(obj)
     if module == "pandas":
-        return obj.to_numpy()  # type: ignore[no-any-return]
+        if isinstance(obj.dtype, np.dtype) or obj.dtype.kind == "f" or not obj.hasnans:
+            return obj.to_numpy()  # type: ignore[no-any-return]
+        # nullable ints/bools, strings, categories with missing values: labels with None, not NaN scores
+        values = np.empty(len(obj), dtype=object)
+        values[:] = column_values(obj, max_len)
+        return values
     if isinstance(obj, np.ndarray):
         return obj
-    if isinstance(obj, list | tuple) and obj and isinstance(obj[0], list | tuple):
-        return np.asarray(obj, dtype=object if len({len(r) for r in obj}) > 1 else None)
+    if isinstance(obj, list | tuple) and obj and isinstance(obj[0], list | tuple | np.ndarray):
+        if len({len(r) for r in obj}) > 1:
+            raise UnsupportedInput("ragged_outputs", "rows of the output have different lengths")
+        return np.asarray(obj)
     arr = np.asarray(obj)
     if arr.dtype.kind == "U" and isinstance(obj, list | tuple) and not all(isinstance(v, str) for v in obj):
         return np.asarray(obj, dtype=object)  # numpy would turn [1, "a"] into strings
@@ -62,6 +69,22 @@ def _named(arr: np.ndarray[Any, Any], names: Sequence[str] | None, prefix: str, 
     return {name: array_values(arr[:, i], max_len) for i, name in enumerate(labels)}
 
 
+def _column(value: Any, max_len: int) -> list[Any]:
+    """One entry of a dict output: a sequence is a column, anything else (0-d arrays and tensors too) one value."""
+    if isinstance(value, list | tuple):
+        return clean_list(value, max_len)
+    module = type(value).__module__.partition(".")[0]
+    if module == "torch" or isinstance(value, np.ndarray):
+        arr = tensor_array(value) if module == "torch" else value
+        return array_values(arr.reshape(-1), max_len) if arr.ndim <= 1 else clean_list(arr.tolist(), max_len)
+    if module == "pandas" and getattr(value, "ndim", 0) == 1:
+        return column_values(value, max_len)
+    if isinstance(value, np.generic) or not hasattr(value, "tolist"):
+        return [clean_value(value, max_len)]
+    listed = value.tolist()
+    return clean_list(listed, max_len) if isinstance(listed, list) else [clean_value(listed, max_len)]
+
+
 def output_columns(
     obj: Any,
     *,
@@ -78,20 +101,15 @@ def output_columns(
         name = COL_PREDICTION if task == "regression" or (task is None and type(obj) is float) else COL_LABEL
         return {names[0] if names and task not in semconv.TASKS[:2] else name: [clean_value(obj, max_len)]}, 1
     if isinstance(obj, Mapping):
-        columns = {
-            str(k): clean_list(v.tolist() if hasattr(v, "tolist") else list(v), max_len)
-            if isinstance(v, list | tuple | np.ndarray) or hasattr(v, "tolist")
-            else [clean_value(v, max_len)]
-            for k, v in obj.items()
-        }
+        columns = {str(k): _column(v, max_len) for k, v in obj.items()}
         lengths = {len(v) for v in columns.values()}
         if len(lengths) > 1:
             raise UnsupportedInput("ragged_outputs", "output columns have different lengths")
         return columns, lengths.pop() if lengths else 0
     if "pandas" in sys.modules and isinstance(obj, sys.modules["pandas"].DataFrame):
-        return {str(k): clean_list(obj[k].to_numpy().tolist(), max_len) for k in obj.columns}, int(obj.shape[0])
+        return {str(k): column_values(s, max_len) for k, s in obj.items()}, int(obj.shape[0])
 
-    arr = _as_array(obj)
+    arr = _as_array(obj, max_len)
     if arr.ndim == 0:
         arr = arr.reshape(1)
     elif arr.ndim > 2:

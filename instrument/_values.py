@@ -19,7 +19,7 @@ import numpy as np
 
 from instrument._guard import count_coerced
 
-__all__ = ["array_values", "clean_list", "clean_value", "is_sampled", "new_ids", "sample_mask"]
+__all__ = ["array_values", "clean_list", "clean_value", "is_sampled", "new_ids", "sample_mask", "tensor_array"]
 
 _getrandbits = random.getrandbits
 INT64_MIN = -(2**63)
@@ -47,7 +47,10 @@ def clean_value(value: Any, max_len: int) -> Any:
     if isinstance(value, np.generic):
         if isinstance(value, np.datetime64 | np.timedelta64):
             return None if np.isnat(value) else clean_value(str(value), max_len)
-        return clean_value(value.item(), max_len)
+        item = value.item()
+        if isinstance(item, np.generic):  # np.longdouble, np.clongdouble: no Python type holds them
+            item = float(item) if isinstance(item, np.floating) else str(item)
+        return clean_value(item, max_len)
     if isinstance(value, bool):
         return bool(value)
     if isinstance(value, int):
@@ -61,10 +64,12 @@ def clean_value(value: Any, max_len: int) -> Any:
     if isinstance(value, decimal.Decimal):
         return float(value)
     if isinstance(value, _dt.date | _dt.time):
-        return value.isoformat()
+        return clean_value(value.isoformat(), max_len)
     if isinstance(value, bytes | bytearray):
         count_coerced("bytes")
         return bytes(value[:max_len]).decode("utf-8", "replace")
+    if getattr(value, "ndim", None) == 0 and (isinstance(value, np.ndarray) or kind.__module__.startswith("torch")):
+        return clean_value(value.item(), max_len)  # a 0-d array or tensor is a scalar
     count_coerced("object")
     try:
         text = str(value)
@@ -95,6 +100,8 @@ def array_values(arr: np.ndarray[Any, Any], max_len: int) -> list[Any]:
     """A 1-D numpy array as a list of OTLP-safe scalars (vectorised by dtype)."""
     kind = arr.dtype.kind
     if kind in "fb":
+        if arr.dtype.itemsize > 8:  # np.longdouble: tolist() would keep numpy scalars
+            arr = arr.astype(np.float64)
         return arr.tolist()  # type: ignore[no-any-return]
     if kind == "i":
         return arr.tolist()  # type: ignore[no-any-return]
@@ -111,8 +118,16 @@ def array_values(arr: np.ndarray[Any, Any], max_len: int) -> list[Any]:
     if kind in "Mm":
         nat = np.isnat(arr)
         text = arr.astype(str).tolist()
-        return [None if missing else t for t, missing in zip(text, nat.tolist(), strict=True)]
+        return clean_list([None if missing else t for t, missing in zip(text, nat.tolist(), strict=True)], max_len)
     return clean_list(arr.tolist(), max_len)
+
+
+def tensor_array(tensor: Any) -> np.ndarray[Any, Any]:
+    """A torch tensor as a numpy array, detached and on the CPU; bfloat16/float8 (no numpy dtype) as float32."""
+    tensor = tensor.detach()
+    if tensor.is_floating_point() and tensor.dtype.itemsize <= 2 and str(tensor.dtype) != "torch.float16":
+        tensor = tensor.float()
+    return tensor.numpy(force=True)  # type: ignore[no-any-return]
 
 
 def new_ids(n: int) -> list[str]:

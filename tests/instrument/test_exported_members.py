@@ -25,9 +25,6 @@ def test_sdk_never_imports_the_collector() -> None:
     import subprocess
     import sys
 
-    code = (
-        "import sys, instrument; "
-        "print([m for m in sys.modules if m.startswith(('collector', 'pandas', 'torch'))])"
-    )
+    code = "import sys, instrument; print([m for m in sys.modules if m.startswith(('collector', 'pandas', 'torch'))])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
