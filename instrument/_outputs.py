@@ -2,7 +2,8 @@
 
 - binary_classification: a 1-D float array is the positive-class score -> `score` and `label`
   (score >= threshold); an (n, 2) probability array -> `score` = column 1; integer, bool or string outputs
-  -> `label` only. Labels are `classes[0]`/`classes[1]` when `classes` is given, else 0/1.
+  -> `label` only, as given. Labels from scores are `classes[0]`/`classes[1]` when `classes` is given,
+  else 0/1; a NaN score has no label (None).
 - multiclass_classification: an (n, k) probability array -> `label` (argmax, named by `classes`) and
   `score` (the max probability); 1-D outputs -> `label`.
 - regression: `prediction` (an (n, k) array -> `prediction_0..`).
@@ -127,7 +128,11 @@ def output_columns(
         if arr.dtype.kind == "f":
             score = arr.astype(np.float64, copy=False)
             positive = (score >= threshold).astype(np.intp)
-            return {COL_SCORE: score.tolist(), COL_LABEL: _labels(positive, classes, max_len)}, n
+            labels = _labels(positive, classes, max_len)
+            nan = np.isnan(score)
+            if nan.any():  # no score, no label
+                labels = [None if missing else label for label, missing in zip(labels, nan.tolist(), strict=True)]
+            return {COL_SCORE: score.tolist(), COL_LABEL: labels}, n
         return {COL_LABEL: array_values(arr, max_len)}, n
 
     if task == "multiclass_classification":

@@ -520,3 +520,13 @@ def test_torch_multiclass_and_regression() -> None:
     assert same(columns["score"], [float(v) for v in expected.max(axis=1)])
     columns, _ = outputs(torch.tensor([[1.0, 2.0]], requires_grad=True) * 3, REGRESSION)
     assert columns == {"prediction_0": [3.0], "prediction_1": [6.0]}
+
+
+def test_binary_nan_score_has_no_label() -> None:
+    from instrument._outputs import output_columns
+
+    columns, n = output_columns(
+        np.array([0.9, np.nan, 0.1]), task="binary_classification", names=None, classes=None, threshold=0.5, max_len=64
+    )
+    assert n == 3 and columns["label"] == [1, None, 0]
+    assert columns["score"][0] == 0.9 and np.isnan(columns["score"][1])
