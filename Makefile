@@ -8,11 +8,12 @@ STAMP := $(VENV)/.installed
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[collector,postgres,dev]'
-	# torch only for the tensor-input tests: the CPU build lies on this machine's disk.
+	@# torch only for the tensor-input tests; on these machines pip takes the CPU build that lies on disk.
+	$(PY) -m pip install -q 'torch==2.13.0'
 	touch $(STAMP)
 
 test: $(STAMP)
