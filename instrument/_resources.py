@@ -10,6 +10,7 @@ hw.gpu.memory.usage and hw.gpu.memory.limit per device (`hw.id`).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -24,20 +25,32 @@ Callback = Callable[[CallbackOptions], Iterable[Observation]]
 
 
 class _Process:
-    """psutil.Process for the current pid (re-created after fork)."""
+    """psutil.Process for the current pid (re-created after fork), and CPU utilisation between readings."""
+
+    MIN_INTERVAL_S = 0.5  # CPU times tick in 10 ms steps: shorter intervals give nonsense ratios
 
     def __init__(self) -> None:
         self._proc: psutil.Process | None = None
         self._cpus = psutil.cpu_count() or 1
+        self._last: tuple[float, float] | None = None  # (process CPU seconds, monotonic seconds)
+        self._utilization = 0.0
 
     def get(self) -> psutil.Process:
         if self._proc is None or self._proc.pid != os.getpid():
             self._proc = psutil.Process()
-            self._proc.cpu_percent(None)  # the first reading only sets the baseline
+            self._last = None
         return self._proc
 
     def cpu(self) -> float:
-        return float(self.get().cpu_percent(None)) / 100.0 / self._cpus
+        times = self.get().cpu_times()
+        now = (times.user + times.system, time.monotonic())
+        if self._last is None:
+            self._last = now
+        elif now[1] - self._last[1] >= self.MIN_INTERVAL_S:
+            used = now[0] - self._last[0]
+            self._utilization = min(max(used / ((now[1] - self._last[1]) * self._cpus), 0.0), 1.0)
+            self._last = now
+        return self._utilization
 
 
 def _guarded(name: str, read: Callable[[], Iterable[Observation]]) -> Callback:
@@ -51,19 +64,40 @@ def _guarded(name: str, read: Callable[[], Iterable[Observation]]) -> Callback:
     return callback
 
 
+def _io_counters(proc: _Process) -> tuple[int, int]:
+    try:
+        counters = proc.get().io_counters()
+        return counters.read_bytes, counters.write_bytes
+    except (AttributeError, psutil.Error):
+        return 0, 0
+
+
+def _net_counters() -> tuple[int, int]:
+    try:
+        counters = psutil.net_io_counters()
+        return counters.bytes_recv, counters.bytes_sent
+    except (AttributeError, OSError):
+        return 0, 0
+
+
 def register_resource_metrics(meter: Meter, disk_path: str = "/") -> None:
     proc = _Process()
     proc.get()
 
+    # Counters start from zero when the SDK starts: the first delta would otherwise carry a process's (or, for
+    # the network, the whole host's since boot) history into the first window.
+    disk_base = _io_counters(proc)
+    net_base = _net_counters()
+
     def io() -> Iterable[Observation]:
-        counters = proc.get().io_counters()
-        yield Observation(counters.read_bytes, {"disk.io.direction": "read"})
-        yield Observation(counters.write_bytes, {"disk.io.direction": "write"})
+        read, write = _io_counters(proc)
+        yield Observation(max(read - disk_base[0], 0), {"disk.io.direction": "read"})
+        yield Observation(max(write - disk_base[1], 0), {"disk.io.direction": "write"})
 
     def net() -> Iterable[Observation]:
-        counters = psutil.net_io_counters()
-        yield Observation(counters.bytes_recv, {"network.io.direction": "receive"})
-        yield Observation(counters.bytes_sent, {"network.io.direction": "transmit"})
+        received, sent = _net_counters()
+        yield Observation(max(received - net_base[0], 0), {"network.io.direction": "receive"})
+        yield Observation(max(sent - net_base[1], 0), {"network.io.direction": "transmit"})
 
     meter.create_observable_gauge(
         "process.cpu.utilization",

@@ -46,8 +46,6 @@ __all__ = ["Runtime", "configure", "current", "flush", "shutdown"]
 
 logger = logging.getLogger("instrument")
 
-BATCH_BUCKETS = tuple(float(2**i) for i in range(17))
-
 
 def _is_unset(provider: object) -> bool:
     # The API hands out proxies until an application sets a provider.
@@ -101,7 +99,7 @@ class Runtime:
                 )
                 meter_provider = MeterProvider(metric_readers=[reader], resource=resource, shutdown_on_exit=False)
                 self._owned.append(meter_provider)
-                self.aggregates = CallAggregates(semconv.DURATION_BUCKETS_S, BATCH_BUCKETS)
+                self.aggregates = CallAggregates(semconv.DURATION_BUCKETS_S, semconv.BATCH_BUCKETS)
                 scope = InstrumentationScope(semconv.SCOPE_NAME, __version__)
                 aggregates = self.aggregates
                 metric_exporter.augment = lambda data: add_metrics(data, resource, scope, aggregates.collect())
@@ -125,7 +123,7 @@ class Runtime:
                 semconv.METRIC_BATCH_SIZE,
                 unit="{row}",
                 description=DESCRIPTIONS[1],
-                explicit_bucket_boundaries_advisory=list(BATCH_BUCKETS),
+                explicit_bucket_boundaries_advisory=list(semconv.BATCH_BUCKETS),
             )
             self.predictions = meter.create_counter(
                 semconv.METRIC_PREDICTIONS, unit="{prediction}", description=DESCRIPTIONS[0]

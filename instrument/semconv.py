@@ -7,6 +7,7 @@ from __future__ import annotations
 
 __all__ = [
     "ATTR_BATCH_SIZE",
+    "BATCH_BUCKETS",
     "ATTR_DATA_SOURCE",
     "ATTR_ERROR_TYPE",
     "ATTR_FEATURES",
@@ -92,3 +93,6 @@ DURATION_BUCKETS_S: tuple[float, ...] = tuple(
     round(m * 10.0**e, 9) for e in range(-5, 2) for m in (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
 )
 METRIC_COERCED = "predwatch.sdk.coerced"  # counter: values the SDK turned into strings or truncated, by reason
+
+# Rows per call: powers of two up to 65,536.
+BATCH_BUCKETS: tuple[float, ...] = tuple(float(2**i) for i in range(17))

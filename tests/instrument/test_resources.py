@@ -97,3 +97,19 @@ def test_a_failing_gauge_is_skipped_and_counted(monkeypatch: pytest.MonkeyPatch)
     assert "system.filesystem.utilization" not in names and "process.memory.usage" in names
     assert STATS.errors["resource.disk"] == 1
     provider.shutdown()
+
+
+def test_cpu_utilization_is_a_share_of_all_cpus() -> None:
+    import time
+
+    from instrument._resources import _Process
+
+    proc = _Process()
+    assert proc.cpu() == 0.0  # the first reading only sets the baseline
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:  # one busy thread: about 1 / cpu_count of the machine
+        pass
+    share = proc.cpu()
+    cpus = psutil.cpu_count() or 1
+    assert 0.5 / cpus < share <= 1.0 / cpus + 0.05
+    assert proc.cpu() == share  # too soon for a new reading: the last one stands
