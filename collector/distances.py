@@ -11,7 +11,12 @@
   because the supremum of |F_a - F_b| is reached at a jump point of either and the integral of |F_a - F_b| is
   a finite sum between consecutive jump points.
 - KS p-value: the asymptotic two-sample distribution, `scipy.stats.kstwo.sf(D, round(n*m/(n+m)))`, which is
-  what `scipy.stats.ks_2samp(method="asymp")` returns.
+  what `scipy.stats.ks_2samp(method="asymp")` returns, up to an effective n of `KS_EXACT_MAX_N` (1,000). Above
+  it, Kolmogorov's limiting distribution with Stephens' finite-n correction,
+  `scipy.stats.kstwobign.sf(D * (sqrt(n) + 0.12 + 0.11 / sqrt(n)))`: `kstwo.sf` sums O(n) terms for small
+  p-values (8 ms per column at n = 5,000, 1.6 s at n = 1,000,000), the approximation costs ~0.1 ms, and its
+  relative error against `kstwo.sf` is below 0.7 % for p >= 0.01 and below 6 % down to p = 1e-12 (shrinking as n
+  grows), far inside the p-value's uncertainty from the sketched statistic.
 - chi-square: the test of homogeneity on the 2 x K table (reference counts, current counts) without Yates'
   correction, i.e. `scipy.stats.chi2_contingency(table, correction=False)`; categories absent from both rows
   are dropped first (they carry no information and would make an expected count zero).
@@ -28,10 +33,12 @@ import numpy.typing as npt
 from scipy import special, stats
 
 __all__ = [
+    "KS_EXACT_MAX_N",
     "PSI_FLOOR",
     "StepCDF",
     "chi2_homogeneity",
     "js_distance",
+    "ks_and_wasserstein",
     "ks_p_value",
     "ks_statistic",
     "psi",
@@ -39,6 +46,7 @@ __all__ = [
 ]
 
 PSI_FLOOR = 1e-4
+KS_EXACT_MAX_N = 1000  # effective sample sizes up to this get scipy's kstwo.sf, larger ones the Stephens limit
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -108,10 +116,14 @@ def ks_statistic(a: StepCDF, b: StepCDF) -> float:
 
 
 def ks_p_value(statistic: float, n: int, m: int) -> float:
-    """Asymptotic two-sided p-value for a two-sample KS statistic, effective n = n*m/(n+m) (scipy's 'asymp')."""
+    """Asymptotic two-sided p-value for a two-sample KS statistic, effective n = n*m/(n+m) (scipy's 'asymp'; above
+    `KS_EXACT_MAX_N` the Stephens-corrected limit, see the module docstring)."""
     if n <= 0 or m <= 0:
         raise ValueError(f"KS needs two non-empty samples, got n={n}, m={m}")
     effective_n = max(float(np.round(n * m / (n + m))), 1.0)
+    if effective_n > KS_EXACT_MAX_N:
+        root = math.sqrt(effective_n)
+        return float(np.clip(stats.kstwobign.sf(statistic * (root + 0.12 + 0.11 / root)), 0.0, 1.0))
     return float(np.clip(stats.kstwo.sf(statistic, effective_n), 0.0, 1.0))
 
 
@@ -120,6 +132,13 @@ def wasserstein(a: StepCDF, b: StepCDF) -> float:
     points = np.union1d(a.x, b.x)
     gaps = np.abs(a(points) - b(points))[:-1]
     return float(np.sum(gaps * np.diff(points)))
+
+
+def ks_and_wasserstein(a: StepCDF, b: StepCDF) -> tuple[float, float]:
+    """`(ks_statistic(a, b), wasserstein(a, b))`, both CDFs evaluated once (the drift read's hot path)."""
+    points = np.union1d(a.x, b.x)
+    gaps = np.abs(a(points) - b(points))
+    return float(np.max(gaps)), float(np.sum(gaps[:-1] * np.diff(points)))
 
 
 def chi2_homogeneity(reference: Sequence[float], current: Sequence[float]) -> tuple[float, float] | None:

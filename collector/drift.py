@@ -33,6 +33,7 @@ the expected PSI of an unchanged distribution is already about 0.3 (~ (bins - 1)
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,16 +42,8 @@ from typing import Any, Literal
 import numpy as np
 from datasketches import frequent_items_error_type
 
-from collector.distances import (
-    StepCDF,
-    chi2_homogeneity,
-    js_distance,
-    ks_p_value,
-    ks_statistic,
-    psi,
-    wasserstein,
-)
-from collector.reference import ColumnReference, ColumnSketchLike, ReferenceProfile
+from collector.distances import StepCDF, chi2_homogeneity, js_distance, ks_and_wasserstein, ks_p_value, psi
+from collector.reference import ColumnReference, ColumnSketchLike, NumericSummary, ReferenceProfile
 
 __all__ = ["MAX_NEW_CATEGORIES", "DriftThresholds", "Status", "column_drift", "kll_cdf", "profile_drift"]
 
@@ -89,6 +82,12 @@ def kll_cdf(kll: Any) -> StepCDF:
     return StepCDF.from_weighted(retained[:, 0], retained[:, 1], n=int(kll.n))
 
 
+@functools.lru_cache(maxsize=256)
+def _reference_cdf(summary: NumericSummary) -> StepCDF:
+    """A reference column's CDF, built once per summary (readers keep decoded references, so this hits by identity)."""
+    return summary.cdf()
+
+
 def _rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
@@ -115,9 +114,7 @@ def _numeric(ref: ColumnReference, cur: ColumnSketchLike) -> tuple[dict[str, Any
         out["out_of_range_rate"] = float(below + above)
     expected = np.asarray(summary.proportions)
     actual = np.asarray(kll.get_pmf(list(summary.edges), False), dtype=np.float64)
-    ref_cdf, cur_cdf = summary.cdf(), kll_cdf(kll)
-    statistic = ks_statistic(ref_cdf, cur_cdf)
-    w1 = wasserstein(ref_cdf, cur_cdf)
+    statistic, w1 = ks_and_wasserstein(_reference_cdf(summary), kll_cdf(kll))
     if summary.std > 0:
         normalised: float | None = w1 / summary.std
     else:

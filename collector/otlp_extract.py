@@ -25,7 +25,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from collector.otlp_values import NonScalar, attributes, columns
-from collector.records import ActualsBatch, InferenceBatch, MetricPoint, PredictSpan, Resource
+from collector.records import ActualsBatch, Column, InferenceBatch, MetricPoint, PredictSpan, Resource
 from instrument.semconv import (
     ATTR_BATCH_SIZE,
     ATTR_ERROR_TYPE,
@@ -146,9 +146,9 @@ def _column_arrays(value: AnyValue | None, rows: int) -> tuple[list[str], list[A
     return names, arrays
 
 
-def _convert(arrays: list[ArrayValue]) -> list[list[Any]]:
-    try:
-        return columns(arrays)  # inputs and outputs together: one numpy pass for all numeric columns
+def _convert(arrays: list[ArrayValue], dense_doubles: bool = False) -> list[Column]:
+    try:  # inputs and outputs together: one numpy pass for all numeric columns
+        return columns(arrays, dense_doubles=dense_doubles)
     except NonScalar:
         raise _Reject("non_scalar_value") from None
 
@@ -215,7 +215,7 @@ def _inference(record: Any, resource: Resource, time_s: float) -> InferenceBatch
     ids = _ids(body.get(BODY_IDS))
     input_names, input_arrays = _column_arrays(body.get(BODY_INPUTS), len(ids))
     output_names, output_arrays = _column_arrays(body.get(BODY_OUTPUTS), len(ids))
-    values = _convert(input_arrays + output_arrays)
+    values = _convert(input_arrays + output_arrays, dense_doubles=True)  # arrays go straight into the sketches
     return InferenceBatch(
         model=model,
         version=version,
@@ -242,6 +242,7 @@ def _actuals(record: Any, resource: Resource, time_s: float) -> ActualsBatch:
     if len(actuals.array_value.values) != len(ids):
         raise _Reject("unequal_columns")
     [values] = _convert([actuals.array_value])
+    assert isinstance(values, list)
     return ActualsBatch(model=model, version=version, time_s=time_s, ids=ids, actuals=values, resource=resource)
 
 

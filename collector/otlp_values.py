@@ -12,17 +12,25 @@ Speed: reading a upb repeated field from Python builds a wrapper object per elem
 field is read. Numeric columns therefore skip the wrappers: their serialised bytes are parsed with numpy, all
 columns of a payload in one pass (numpy's fixed cost per call is paid per payload, not per column). Other
 columns read one oneof member per element and look at the falsy results only.
+
+`columns(arrays, dense_doubles=True)` (the receiver's inference payloads) leaves a column of doubles without
+missing values as a float64 numpy array instead of a list: the sketches take arrays as they are, which saves
+building and re-reading a Python float per value (~100 ns of the ~250 ns a value costs from list to sketch).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from functools import partial
 from itertools import accumulate, compress
 from operator import not_
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
+
+from collector.records import Column
 
 __all__ = ["NonScalar", "any_value", "attributes", "column", "columns"]
 
@@ -52,14 +60,18 @@ def attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
 
 def column(array: ArrayValue) -> list[Any]:
     """One payload column as a list of Python scalars; raises NonScalar."""
-    return columns([array])[0]
+    values = columns([array])[0]
+    assert isinstance(values, list)
+    return values
 
 
-def columns(arrays: Sequence[ArrayValue]) -> list[list[Any]]:
-    """Payload columns as lists of Python scalars, in order; raises NonScalar."""
+def columns(arrays: Sequence[ArrayValue], *, dense_doubles: bool = False) -> list[Column]:
+    """Payload columns as lists of Python scalars, in order (float64 arrays for columns of doubles without
+    missing values when `dense_doubles`); raises NonScalar."""
     kinds = [_first_kind(array) for array in arrays]
-    results: list[list[Any] | None] = [None] * len(arrays)
-    for group, fast_path in (((None, "double_value"), _doubles), (("int_value", "bool_value"), _small_ints)):
+    results: list[Column | None] = [None] * len(arrays)
+    doubles = partial(_doubles, dense=dense_doubles)
+    for group, fast_path in (((None, "double_value"), doubles), (("int_value", "bool_value"), _small_ints)):
         picked = [i for i, kind in enumerate(kinds) if kind in group and arrays[i].values]
         if not picked:
             continue
@@ -78,7 +90,7 @@ def columns(arrays: Sequence[ArrayValue]) -> list[list[Any]]:
     ]
 
 
-def _first(batch: list[list[Any]] | None) -> list[Any] | None:
+def _first(batch: list[Column] | None) -> Column | None:
     return None if batch is None else batch[0]
 
 
@@ -128,7 +140,7 @@ def _scalar(value: AnyValue) -> Any:
 # layout that matches element by element from the first byte to the last is the exact parse.
 
 
-def _doubles(data: list[bytes], counts: list[int], kinds: list[str | None]) -> list[list[Any]] | None:
+def _doubles(data: list[bytes], counts: list[int], kinds: list[str | None], dense: bool = False) -> list[Column] | None:
     """Columns of doubles and missing values, or None when anything else is in there."""
     blob = b"".join(data)
     size, total = len(blob), sum(counts)
@@ -136,7 +148,11 @@ def _doubles(data: list[bytes], counts: list[int], kinds: list[str | None]) -> l
         grid = np.frombuffer(blob, dtype=np.uint8).reshape(total, 11)
         if not ((grid[:, 0] == 0x0A).all() and (grid[:, 1] == 9).all() and (grid[:, 2] == 0x21).all()):
             return None
-        return _split(grid[:, 3:].copy().view("<f8").ravel().tolist(), counts)
+        values = grid[:, 3:].copy().view("<f8").ravel()
+        if dense:
+            bounds = [0, *accumulate(counts)]
+            return [values[bounds[i] : bounds[i + 1]] for i in range(len(counts))]
+        return _split(values.tolist(), counts)
     # Gaps: find every position that looks like an element start, then prove they chain from byte 0 to the end.
     # A look-alike inside a double's 8 bytes breaks the chain (rare) and sends the batch to the slow path.
     raw = np.frombuffer(blob + b"\x00\x00", dtype=np.uint8)
@@ -151,10 +167,28 @@ def _doubles(data: list[bytes], counts: list[int], kinds: list[str | None]) -> l
     present = lengths[starts] == 9
     # An unaligned float64 view with a 1-byte stride: gathering at start + 3 reads each double in place.
     floats = np.ndarray(shape=(max(size - 7, 0),), dtype="<f8", buffer=blob, strides=(1,))[starts[present] + 3]
+    if dense:
+        return _dense_with_gaps(floats, present, counts)
     return _split(_with_gaps(floats.tolist(), np.flatnonzero(~present).tolist()), counts)
 
 
-def _small_ints(data: list[bytes], counts: list[int], kinds: list[str | None]) -> list[list[Any]] | None:
+def _dense_with_gaps(
+    floats: npt.NDArray[np.float64], present: npt.NDArray[np.bool_], counts: list[int]
+) -> list[Column]:
+    """Per column: its doubles as an array when none is missing, else a list with None in the gaps."""
+    bounds = [0, *accumulate(counts)]
+    taken = np.concatenate(([0], np.cumsum(present)))[bounds].tolist()  # present values before each column
+    out: list[Column] = []
+    for i in range(len(counts)):
+        values = floats[taken[i] : taken[i + 1]]
+        if len(values) == counts[i]:
+            out.append(values)
+        else:
+            out.append(_with_gaps(values.tolist(), np.flatnonzero(~present[bounds[i] : bounds[i + 1]]).tolist()))
+    return out
+
+
+def _small_ints(data: list[bytes], counts: list[int], kinds: list[str | None]) -> list[Column] | None:
     """Columns of bools, or of ints in [0, 127] (labels, flags, small counts), with no gaps."""
     blob = b"".join(data)
     total = sum(counts)
@@ -168,7 +202,7 @@ def _small_ints(data: list[bytes], counts: list[int], kinds: list[str | None]) -
     if (payload >= 0x80).any():
         return None
     bounds = [0, *accumulate(counts)]
-    out: list[list[Any]] = []
+    out: list[Column] = []
     for i, kind in enumerate(kinds):
         part = payload[bounds[i] : bounds[i + 1]]
         out.append((part != 0).tolist() if kind == "bool_value" else part.tolist())
@@ -190,7 +224,7 @@ def _with_gaps(values: list[Any], gaps: list[int]) -> list[Any]:
     return out
 
 
-def _split(values: list[Any], counts: list[int]) -> list[list[Any]]:
+def _split(values: list[Any], counts: list[int]) -> list[Column]:
     if len(counts) == 1:
         return [values]
     bounds = [0, *accumulate(counts)]

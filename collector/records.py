@@ -9,25 +9,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ActualsBatch", "InferenceBatch", "MetricPoint", "PredictSpan", "Resource"]
+import numpy as np
+import numpy.typing as npt
+
+__all__ = ["ActualsBatch", "Column", "InferenceBatch", "MetricPoint", "PredictSpan", "Resource"]
 
 # Resource attributes that travel with every record: service.name, service.instance.id, host.name, ...
 Resource = dict[str, Any]
+Column = list[Any] | npt.NDArray[np.float64]  # see InferenceBatch
 
 
 @dataclass(slots=True)
 class InferenceBatch:
     """One `predwatch.inference` event: columnar inputs and outputs of `len(ids)` rows.
 
-    Column values are plain Python scalars: None for missing, float NaN/inf kept as such, str, bool, int.
+    A column is a list of plain Python scalars: None for missing, float NaN/inf kept as such, str, bool, int;
+    or, from the OTLP receivers, a float64 numpy array when it holds doubles only (NaN/inf kept, none missing).
     """
 
     model: str
     version: str
     time_s: float  # event time, Unix seconds (log record timestamp, else observed time)
     ids: list[str]
-    inputs: dict[str, list[Any]]
-    outputs: dict[str, list[Any]]
+    inputs: dict[str, Column]
+    outputs: dict[str, Column]
     task: str | None = None
     resource: Resource = field(default_factory=dict)
     trace_id: str | None = None  # hex, when the event carried a trace context

@@ -33,6 +33,8 @@ from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
+
 from collector.records import InferenceBatch
 from collector.sketches import ColumnKey, Profile, SketchConfig, batch_rows
 from collector.store import ModelInfo, Store, WindowRecord
@@ -262,6 +264,8 @@ class WindowAggregator:
 
         def read() -> Profile:
             total = store.read_profile(model, version, start_s, end_s, columns)
+            if not total.columns:  # nothing stored: the store's empty Profile has the default sketch sizes
+                total.config = self.config
             total.merge(self.snapshot(model, version, start_s, end_s, columns))
             return total
 
@@ -299,12 +303,23 @@ def _sketch(
         profile.update_from(batches[0], columns)
         return profile
     rows = 0
-    data: dict[ColumnKey, list[Any]] = {}
+    parts: dict[ColumnKey, list[Any]] = {}
     for batch in batches:
         n = batch_rows(batch)
         for role, cols in (("input", batch.inputs), ("output", batch.outputs)):
             for name, values in cols.items():
-                data.setdefault((role, name), []).extend(values[:n])
+                parts.setdefault((role, name), []).append(values[:n])
         rows += n
-    profile.update_columns(rows, data, columns)
+    profile.update_columns(rows, {key: _concat(chunks) for key, chunks in parts.items()}, columns)
     return profile
+
+
+def _concat(chunks: list[Any]) -> Any:
+    """One column from its batches' pieces: an array when every piece is a (receiver's float64) array, else a list
+    of Python scalars (a list of numpy scalars would take the sketches' slow path)."""
+    if all(isinstance(chunk, np.ndarray) for chunk in chunks):
+        return np.concatenate(chunks)
+    out: list[Any] = []
+    for chunk in chunks:
+        out.extend(chunk.tolist() if isinstance(chunk, np.ndarray) else chunk)
+    return out

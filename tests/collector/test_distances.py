@@ -110,3 +110,29 @@ def test_wasserstein_and_ks_are_zero_for_identical_distributions() -> None:
     assert ks_statistic(a, b) == 0.0
     assert wasserstein(a, b) == 0.0
     assert math.isclose(wasserstein(a, StepCDF.from_sample([11.0, 12.0, 12.0, 15.0])), 10.0)
+
+
+@pytest.mark.parametrize("n", [1001, 5000, 100_000])
+@pytest.mark.parametrize("p", [0.5, 0.05, 1e-3, 1e-6, 1e-12])
+def test_ks_p_value_for_large_samples_is_the_stephens_limit(n: int, p: float) -> None:
+    """Above KS_EXACT_MAX_N the p-value is Kolmogorov's limit with Stephens' correction (O(1), where scipy's kstwo.sf
+    costs O(n)): within the relative errors the module docstring states."""
+    import math
+
+    from collector.distances import KS_EXACT_MAX_N
+
+    assert n > KS_EXACT_MAX_N
+    statistic = float(stats.kstwo.isf(p, n))
+    got = ks_p_value(statistic, 2 * n, 2 * n)  # effective n = n
+    assert got == stats.kstwobign.sf(statistic * (math.sqrt(n) + 0.12 + 0.11 / math.sqrt(n)))
+    assert got == pytest.approx(float(stats.kstwo.sf(statistic, n)), rel=0.007 if p >= 0.01 else 0.06)
+    assert ks_p_value(statistic, KS_EXACT_MAX_N * 2, KS_EXACT_MAX_N * 2) == pytest.approx(
+        stats.kstwo.sf(statistic, KS_EXACT_MAX_N), rel=1e-12
+    )  # at the threshold: scipy's own
+
+
+def test_ks_and_wasserstein_together_equal_each_alone(samples: tuple[np.ndarray, np.ndarray]) -> None:
+    from collector.distances import ks_and_wasserstein
+
+    a, b = StepCDF.from_sample(samples[0]), StepCDF.from_sample(samples[1])
+    assert ks_and_wasserstein(a, b) == (ks_statistic(a, b), wasserstein(a, b))

@@ -144,3 +144,45 @@ def test_random_columns_match_the_obvious_conversion() -> None:
             assert actual == "nested", arrays
         else:
             assert actual != "nested" and all(map(same, actual, expected)), arrays
+
+
+def test_dense_doubles_come_as_float64_arrays() -> None:
+    """`dense_doubles=True` (the receivers' inference payloads): a column of doubles with none missing is a float64
+    array; a column with gaps, and every other kind, stays a list, whatever the other columns hold."""
+    import numpy as np
+
+    dense = parsed([AnyValue(double_value=v) for v in (1.5, math.nan, -math.inf, LOOK_ALIKE, -0.0)])
+    gappy = parsed([AnyValue(double_value=1.0), AnyValue(), AnyValue(double_value=2.0)])
+    flags = parsed([AnyValue(bool_value=True), AnyValue(bool_value=False)])
+    words = parsed([AnyValue(string_value="a"), AnyValue()])
+    for arrays in ([dense], [dense, flags, words], [gappy, dense], [dense, gappy, dense]):
+        got = columns(arrays, dense_doubles=True)
+        for result, array in zip(got, arrays, strict=True):
+            if array is dense:
+                assert isinstance(result, np.ndarray) and result.dtype == np.float64
+                assert same(result.tolist(), reference(array))
+            else:
+                assert isinstance(result, list) and same(result, reference(array))
+    assert all(isinstance(result, list) for result in columns([dense, gappy]))  # the default is unchanged
+
+
+def test_dense_doubles_on_random_columns_match_the_obvious_conversion() -> None:
+    import numpy as np
+
+    rng = random.Random(1)
+    for _ in range(500):
+        arrays = [
+            parsed(
+                [
+                    AnyValue(double_value=rng.choice([rng.random(), math.nan, LOOK_ALIKE]))
+                    if rng.random() > gap
+                    else AnyValue()
+                    for _ in range(rng.randint(1, 20))
+                ]
+            )
+            for gap in (rng.choice([0.0, 0.0, 0.3]) for _ in range(rng.randint(1, 4)))
+        ]
+        for result, array in zip(columns(arrays, dense_doubles=True), arrays, strict=True):
+            values = result.tolist() if isinstance(result, np.ndarray) else result
+            assert same(values, reference(array)), arrays
+            assert isinstance(result, np.ndarray) == (None not in values)

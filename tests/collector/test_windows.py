@@ -178,3 +178,38 @@ def test_read_through_store_counts_every_row_once(tmp_path: Path) -> None:
 def test_constructor_validation() -> None:
     with pytest.raises(ValueError):
         WindowAggregator(width_s=0)
+
+
+def test_array_and_list_columns_sketch_the_same() -> None:
+    """The receivers hand doubles without gaps over as float64 arrays; small batches sketched together (one
+    array piece, one list piece) give the same profile as the same values in lists."""
+    from collector.sketches import SketchConfig
+
+    config = SketchConfig(kll_k=1000)  # large enough that no KLL compaction hides a difference
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(size=n) for n in (3, 5, 4)]
+    as_arrays = WindowAggregator(width_s=60, clock=Clock(T0 + 1), config=config, flush_rows=100)
+    as_lists = WindowAggregator(width_s=60, clock=Clock(T0 + 1), config=config, flush_rows=100)
+    for i, xs in enumerate(parts):
+        column: list[float | None] | np.ndarray = xs if i != 1 else [*xs.tolist(), None]
+        ids = [f"{i}-{j}" for j in range(len(column))]
+        as_arrays.add(InferenceBatch("m", "1", T0 + i, ids, {"x": column}, {}))
+        as_lists.add(InferenceBatch("m", "1", T0 + i, ids, {"x": list(column)}, {}))
+    got = as_arrays.snapshot("m", "1", T0, T0 + 60).columns[("input", "x")]
+    expected = as_lists.snapshot("m", "1", T0, T0 + 60).columns[("input", "x")]
+    assert (
+        (got.count, got.missing, got.n_numeric) == (expected.count, expected.missing, expected.n_numeric) == (13, 1, 12)
+    )
+    assert got.mean == pytest.approx(expected.mean, rel=1e-12)
+    assert sorted(v for v, _ in got.kll) == sorted(v for v, _ in expected.kll) == sorted(np.concatenate(parts))
+
+
+def test_read_profile_keeps_the_configured_sketch_size_when_nothing_is_stored(tmp_path: Path) -> None:
+    from collector.sketches import SketchConfig
+
+    store = SQLiteStore(str(tmp_path / "w.db"))
+    agg = WindowAggregator(width_s=60, clock=Clock(T0 + 1), config=SketchConfig(kll_k=1000))
+    agg.add(batch(T0 + 1, [float(i) for i in range(600)]))
+    x = agg.read_profile(store, "m", "1", T0, T0 + 60).columns[("input", "x")]
+    assert (x.kll.k, x.kll.is_estimation_mode()) == (1000, False)  # not merged into a default k=200 sketch
+    store.close()

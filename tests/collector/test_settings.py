@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from collector.settings import Address, CollectorSettings, load_settings, parse_address, read_config, unprotected_binds
+
+
+@pytest.mark.parametrize(
+    ("text", "host", "port", "loopback"),
+    [
+        ("127.0.0.1:4318", "127.0.0.1", 4318, True),
+        ("localhost:80", "localhost", 80, True),
+        ("[::1]:4317", "::1", 4317, True),
+        ("0.0.0.0:4318", "0.0.0.0", 4318, False),
+        ("[::]:4318", "::", 4318, False),
+        ("10.1.2.3:0", "10.1.2.3", 0, False),
+        ("collector.internal:4318", "collector.internal", 4318, False),
+        ("4318", "127.0.0.1", 4318, True),
+    ],
+)
+def test_addresses(text: str, host: str, port: int, loopback: bool) -> None:
+    address = parse_address(text, "http")
+    assert (address.host, address.port, address.loopback) == (host, port, loopback)
+    assert parse_address(str(address), "http") == address
+
+
+@pytest.mark.parametrize("text", ["", ":4318", "host", "host:port", "1.2.3.4:70000", "[::1]", "::1:4318"])
+def test_bad_addresses_say_what_to_write(text: str) -> None:
+    with pytest.raises(ValueError, match="http"):
+        parse_address(text, "http")
+
+
+def test_defaults_bind_loopback() -> None:
+    settings = load_settings()
+    assert (str(settings.http), str(settings.grpc)) == ("127.0.0.1:4318", "127.0.0.1:4317")
+    assert (settings.store, settings.window_s, settings.api_tokens, settings.ingest_tokens) == (
+        "sqlite:///predwatch.db",
+        60,
+        (),
+        (),
+    )
+    assert unprotected_binds(settings) == []
+
+
+def test_non_loopback_without_tokens_is_refused_unless_allowed() -> None:
+    with pytest.raises(ValueError, match=r"0\.0\.0\.0:4318 \(HTTP\) without an API or ingest token.*--allow-unauth"):
+        load_settings(http="0.0.0.0:4318")
+    with pytest.raises(ValueError, match=r"\(gRPC\) without an ingest token"):
+        load_settings(grpc="0.0.0.0:4317", api_token="a")
+    with pytest.raises(ValueError, match="without an API token"):
+        load_settings(http="0.0.0.0:4318", ingest_token="i")
+    allowed = load_settings(http="0.0.0.0:4318", allow_unauthenticated=True)
+    assert unprotected_binds(allowed) == ["0.0.0.0:4318 (HTTP) without an API or ingest token"]
+    guarded = load_settings(http="0.0.0.0:4318", grpc="[::]:4317", api_token="a", ingest_token="i")
+    assert unprotected_binds(guarded) == []
+
+
+def test_flags_then_environment_then_file(tmp_path: Path) -> None:
+    config = tmp_path / "predwatch.toml"
+    config.write_text(
+        """
+http = "127.0.0.1:9000"
+grpc = "off"
+store = "sqlite:///from-file.db"
+window = 30
+api_token = "file-token"
+collector_id = "c7"
+flush_interval = 2.5
+
+[thresholds]
+psi_warning = 0.2
+psi_drift = 0.4
+min_count = 10
+
+[sketches]
+kll_k = 400
+
+[limits]
+max_reference_bytes = 1000
+
+[[rules]]
+name = "income drift"
+metric = "psi"
+
+[[notifiers]]
+name = "ml-team"
+type = "log"
+"""
+    )
+    settings = load_settings(config_path=config, window_s=120, env={"PREDWATCH_API_TOKEN": "env-token"})
+    assert (str(settings.http), settings.grpc, settings.store) == ("127.0.0.1:9000", None, "sqlite:///from-file.db")
+    assert settings.window_s == 120  # the flag wins over the file
+    assert settings.api_tokens == ("env-token",)  # the environment wins over the file
+    assert (settings.collector_id, settings.flush_interval_s) == ("c7", 2.5)
+    assert (settings.thresholds.psi_warning, settings.thresholds.psi_drift, settings.thresholds.min_count) == (
+        0.2,
+        0.4,
+        10,
+    )
+    assert settings.sketch.kll_k == 400 and settings.sketch.items_lg_max_k == 10
+    assert settings.max_reference_bytes == 1000
+    assert settings.rules == ({"name": "income drift", "metric": "psi"},)
+    assert settings.notifiers == ({"name": "ml-team", "type": "log"},)
+    assert load_settings(config_path=config, api_token="flag").api_tokens == ("flag",)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("windw = 60", "unknown setting 'windw'"),
+        ("window = '60'", "window must be int"),
+        ("window = true", "window must be int"),
+        ("[thresholds]\npsi = 0.1", "unknown setting 'thresholds.psi'"),
+        ("thresholds = 3", r"\[thresholds\] must be a table"),
+        ("rules = 'x'", r"rules must be written as \[\[rules\]\]"),
+        ("window = ", "not valid TOML"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        read_config(config)
+
+
+def test_values_are_validated(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot read config file"):
+        load_settings(config_path="/nonexistent/predwatch.toml")
+    with pytest.raises(ValueError, match="window must be between 1 and 86400"):
+        load_settings(window_s=0)
+    bands = tmp_path / "bands.toml"
+    bands.write_text("[thresholds]\npsi_warning = 0.5\npsi_drift = 0.2\n")
+    with pytest.raises(ValueError, match="psi_warning <= psi_drift"):
+        load_settings(config_path=bands)
+    sizes = tmp_path / "sizes.toml"
+    sizes.write_text("[sketches]\nkll_k = 4\n")
+    with pytest.raises(ValueError, match="kll_k"):
+        load_settings(config_path=sizes)
+    with pytest.raises(ValueError, match="API token must be non-empty"):
+        load_settings(api_token="two words")
+    with pytest.raises(ValueError, match="max_body_bytes must be positive"):
+        CollectorSettings(max_body_bytes=0)
+    assert Address("::1", 1).family.name == "AF_INET6"
