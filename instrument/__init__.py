@@ -5,6 +5,8 @@
 >>> @instrument.monitor(model="churn", version="3", task="binary_classification")
 ... def predict(X):
 ...     return clf.predict_proba(X)
+>>> app.add_middleware(instrument.ASGIMiddleware, model="churn", version="3")  # Starlette, FastAPI: POST /predict
+>>> flask_app.wsgi_app = instrument.WSGIMiddleware(flask_app.wsgi_app, model="churn", version="3")
 """
 
 from __future__ import annotations
@@ -12,15 +14,19 @@ from __future__ import annotations
 from typing import Any
 
 from instrument._actuals import log_actuals
+from instrument._asgi import ASGIMiddleware
 from instrument._context import last_prediction_ids
 from instrument._monitor import ModelMonitor
 from instrument._runtime import configure as _configure
 from instrument._runtime import flush, shutdown
 from instrument._version import __version__
 from instrument._wrap import monitor, wrap_model
+from instrument._wsgi import WSGIMiddleware
 
 __all__ = [
+    "ASGIMiddleware",
     "ModelMonitor",
+    "WSGIMiddleware",
     "__version__",
     "configure",
     "flush",

@@ -7,7 +7,9 @@ import instrument
 
 def test_public_api_is_locked() -> None:
     assert instrument.__all__ == [
+        "ASGIMiddleware",
         "ModelMonitor",
+        "WSGIMiddleware",
         "__version__",
         "configure",
         "flush",

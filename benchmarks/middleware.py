@@ -1,0 +1,270 @@
+"""Requests per second of a trivial predict endpoint with and without the ASGI/WSGI middleware.
+
+    .venv/bin/python -m benchmarks.middleware [--seconds 2] [--rounds 5] [--connections 16] [--variants ...]
+
+One run measures a Starlette app under uvicorn and a Flask app under werkzeug's threaded server (one JSON row
+of 20 features in, one score out), each bare and with the middleware: with its defaults (every request traced
+and its bodies recorded), with 10 % of requests traced and recorded, with nothing sampled (the fixed cost:
+spans not recording, no payload; ids, metrics and body parsing still run), and around an app whose predict is
+an `@instrument.monitor` function. Each server runs in its own process with the SDK's own pipeline, exporting
+over OTLP/HTTP to a do-nothing sink in another process; the load comes from this process (pure Python,
+asyncio, HTTP/1.1 on loopback; werkzeug closes the connection after each response, so its clients reconnect).
+Variants take turns for `--rounds` rounds of `--seconds` each; each loss is taken against the bare server of
+the same round, and the median over rounds is reported with its range, so that drift in the machine's speed
+hits them alike. Each server's CPU share is printed beside it: a uvicorn server well below
+a full core means the machine was busy with something else during the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from benchmarks.sdk_overhead import otlp_sink
+
+SERVERS = ("asgi", "wsgi")
+BODY = json.dumps({"instances": [[round(0.1 * i, 1) for i in range(20)]]}).encode()
+
+
+@dataclass(frozen=True)
+class Variant:
+    label: str
+    middleware: dict[str, Any] | None = None  # its keyword arguments; None: no middleware
+    monitored: bool = False  # the endpoint calls an @instrument.monitor function
+    sample_rate: float = 1.0  # payloads recorded
+    traced: float = 1.0  # requests traced (OpenTelemetry's parent-based trace-id ratio sampler)
+
+
+VARIANTS = {
+    "bare": Variant("bare"),
+    "recorded": Variant("+ middleware (defaults)", {}),
+    "sampled": Variant("+ middleware, 10 % sampled", {}, sample_rate=0.1, traced=0.1),
+    "untraced": Variant("+ middleware, nothing sampled", {}, sample_rate=0.0, traced=0.0),
+    "monitored": Variant("+ middleware, @monitor inside", {}, monitored=True),
+    # Not run by default; they split the cost up further (--variants ...).
+    "traced": Variant("+ middleware, span only", {"routes": []}),
+    "passthrough": Variant("+ middleware, route not listed", {"routes": [], "trace_all_routes": False}),
+}
+DEFAULT_VARIANTS = ("bare", "recorded", "sampled", "untraced", "monitored")
+
+
+# --- the servers (child processes) ----------------------------------------------------------------------------
+def _asgi_app(variant: Variant) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    import instrument
+
+    @instrument.monitor(model="bench", version="1", task="binary_classification")
+    def model(rows: list[list[float]]) -> list[float]:
+        return [0.5] * len(rows)
+
+    async def predict(request: Request) -> JSONResponse:
+        rows = (await request.json())["instances"]
+        return JSONResponse({"predictions": model(rows) if variant.monitored else [0.5] * len(rows)})
+
+    app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+    if variant.middleware is not None:
+        app.add_middleware(
+            instrument.ASGIMiddleware, model="bench", version="1", task="binary_classification", **variant.middleware
+        )
+    return app
+
+
+def _wsgi_app(variant: Variant) -> Any:
+    from flask import Flask, jsonify, request
+
+    import instrument
+
+    @instrument.monitor(model="bench", version="1", task="binary_classification")
+    def model(rows: list[list[float]]) -> list[float]:
+        return [0.5] * len(rows)
+
+    app = Flask("bench")
+
+    @app.post("/predict")
+    def predict() -> Any:
+        rows = request.get_json()["instances"]
+        return jsonify(predictions=model(rows) if variant.monitored else [0.5] * len(rows))
+
+    if variant.middleware is not None:
+        app.wsgi_app = instrument.WSGIMiddleware(  # type: ignore[method-assign]
+            app.wsgi_app, model="bench", version="1", task="binary_classification", **variant.middleware
+        )
+    return app
+
+
+def serve(kind: str, name: str, endpoint: str) -> None:
+    """Run one server; prints its port on stdout."""
+    import instrument
+
+    variant = VARIANTS[name]
+    if variant.traced < 1.0:
+        os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        os.environ["OTEL_TRACES_SAMPLER_ARG"] = str(variant.traced)
+    instrument.configure(service_name=f"bench-{kind}-{name}", endpoint=endpoint, sample_rate=variant.sample_rate)
+    # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+    # without it a response written in two parts waits for the client's delayed ACK (40 ms).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    if kind == "asgi":
+        import uvicorn
+
+        config = uvicorn.Config(_asgi_app(variant), log_level="warning", access_log=False, lifespan="off")
+        print(port, flush=True)
+        uvicorn.Server(config).run(sockets=[sock])
+    else:
+        from werkzeug.serving import WSGIRequestHandler, make_server
+
+        class Quiet(WSGIRequestHandler):
+            def log_request(self, *args: Any, **kwargs: Any) -> None:
+                pass
+
+        sock.close()
+        server = make_server("127.0.0.1", port, _wsgi_app(variant), threaded=True, request_handler=Quiet)
+        print(port, flush=True)
+        server.serve_forever()
+
+
+@contextlib.contextmanager
+def server(kind: str, variant: str, endpoint: str) -> Iterator[tuple[int, int]]:
+    cmd = [sys.executable, "-m", "benchmarks.middleware", "--serve", kind, variant, endpoint]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        for _ in range(200):  # until it accepts connections
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.05)
+        yield port, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# --- the load generator (this process) ------------------------------------------------------------------------
+async def _connection(port: int, request: bytes, stop: float, counts: list[int]) -> None:
+    """Send requests one after the other; reconnects when the server closes (werkzeug closes after each)."""
+    writer = None
+    try:
+        while time.perf_counter() < stop:
+            if writer is None:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            head = (await reader.readuntil(b"\r\n\r\n")).lower()
+            start = head.index(b"content-length:") + 15
+            await reader.readexactly(int(head[start : head.index(b"\r\n", start)]))
+            if not head.startswith(b"http/1.1 200"):
+                raise RuntimeError(f"the server answered {head[:40]!r}")
+            counts[0] += 1
+            if b"connection: close" in head:
+                writer.close()
+                writer = None
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def load(port: int, pid: int, seconds: float, connections: int) -> tuple[float, float, float]:
+    """(requests per second, the server's CPU share, this process's) for `seconds` of load."""
+    request = (
+        f"POST /predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(BODY)}\r\n\r\n"
+    ).encode() + BODY
+    counts = [0]
+
+    async def main() -> None:
+        stop = time.perf_counter() + seconds
+        await asyncio.gather(*(_connection(port, request, stop, counts) for _ in range(connections)))
+
+    target = psutil.Process(pid)
+    server_cpu, cpu, wall = sum(target.cpu_times()[:2]), time.process_time(), time.perf_counter()
+    asyncio.run(main())
+    wall = time.perf_counter() - wall
+    server_cpu = sum(target.cpu_times()[:2]) - server_cpu
+    return counts[0] / wall, server_cpu / wall, (time.process_time() - cpu) / wall
+
+
+def run(
+    seconds: float = 2.0, rounds: int = 5, connections: int = 16, variants: Sequence[str] = DEFAULT_VARIANTS
+) -> dict[str, float]:
+    names = ["bare", *(v for v in variants if v != "bare")]
+    results: dict[str, float] = {}
+    with contextlib.ExitStack() as stack:
+        endpoint = stack.enter_context(otlp_sink())
+        servers = {(k, v): stack.enter_context(server(k, v, endpoint)) for k in SERVERS for v in names}
+        for port, pid in servers.values():
+            load(port, pid, 1.0, connections)  # warm-up: imports, first-call set-up
+        samples: dict[tuple[str, str], list[tuple[float, float, float]]] = {key: [] for key in servers}
+        for _ in range(rounds):
+            for key, (port, pid) in servers.items():
+                samples[key].append(load(port, pid, seconds, connections))
+    for (kind, name), values in samples.items():
+        results[f"{kind}_{name}_rps"] = statistics.median(v[0] for v in values)
+        results[f"{kind}_{name}_server_cpu"] = statistics.median(v[1] for v in values)
+        # Loss against the bare server of the same round (measured seconds apart), then the median of rounds.
+        losses = [1.0 - v[0] / bare[0] for v, bare in zip(values, samples[(kind, "bare")], strict=True)]
+        results[f"{kind}_{name}_loss"] = statistics.median(losses)
+        results[f"{kind}_{name}_loss_min"], results[f"{kind}_{name}_loss_max"] = min(losses), max(losses)
+    results["client_cpu_max"] = max(v[2] for values in samples.values() for v in values)
+    results["cpus"] = float(os.cpu_count() or 0)
+    return results
+
+
+def report(results: dict[str, float]) -> str:
+    r = results
+    lines = [
+        "Middleware cost: requests/s of a trivial predict endpoint; loss vs bare in the same round, median (range)"
+    ]
+    titles = {"asgi": "Starlette + uvicorn", "wsgi": "Flask + werkzeug threaded"}
+    for kind in SERVERS:
+        for name, variant in VARIANTS.items():
+            key = f"{kind}_{name}"
+            if f"{key}_rps" not in r:
+                continue
+            spread = f"({100 * r[f'{key}_loss_min']:.0f} to {100 * r[f'{key}_loss_max']:.0f})"
+            loss = "" if name == "bare" else f"  {100 * r[f'{key}_loss']:5.1f} % fewer {spread}"
+            cpu = f"server cpu {100 * r[f'{key}_server_cpu']:3.0f} %"
+            lines.append(f"  {titles[kind]:<26}{variant.label:<32}{r[f'{key}_rps']:7.0f} req/s  {cpu}{loss}")
+    lines.append(f"  load generator CPU at most {100 * r['client_cpu_max']:.0f} % of a core ({r['cpus']:.0f} CPUs)")
+    lines.append("  target: at most 10 % fewer requests per second with the middleware")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--serve", nargs=3, metavar=("KIND", "VARIANT", "ENDPOINT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(*args.serve)
+        return
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
+    print(report(run(args.seconds, args.rounds, args.connections, variants)))
+
+
+if __name__ == "__main__":
+    main()

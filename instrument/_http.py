@@ -1,0 +1,405 @@
+"""What the ASGI and WSGI middleware share: their options, the server span, and one request's capture.
+
+`HttpMonitor` holds a middleware's options and never changes after `__init__`; everything about one request
+lives in an `Exchange` made for it (so concurrent requests share nothing). The adapters feed an exchange the
+request body as the application reads it and the response as the application sends it:
+
+- `on_start(status, content_length)` when the response starts: whether to hold the start back until the first
+  body chunk (only while the middleware may still have to record the request itself), and the
+  `x-prediction-id` value when a monitored function already ran inside the request.
+- `on_first_body(body, complete)` with the first chunk of a held response: the header value. A complete body
+  is recorded at once, so its ids can go in the header; a streamed one is collected and recorded when it ends
+  (`on_body(..., last=True)`), and its ids are not returned.
+- `end(exc)`: status code, error, and the end of the server span.
+
+Two cases for ids. (a) The application calls an `@instrument.monitor` function: that call appends its ids to the
+`ID_SINK` list the middleware installs, they go in the header (those of every such call in the request, in
+order), and the middleware records nothing itself. (b) Otherwise the middleware maps the JSON bodies to inputs
+and outputs and records them through its own `ModelMonitor` (latency: from the request's arrival to its
+complete response; parent: the server span), which makes the ids.
+
+Not recorded in case (b): a response with status >= 400, a request without a body (GET, OPTIONS), bodies over
+`max_body_bytes` or not JSON (both counted in `predwatch.sdk.dropped`). An exception from the application is a
+failed prediction (a `predict` span with status ERROR, no payload). Every method here guards itself: faults
+are counted, never raised.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from time import perf_counter_ns
+from typing import Any
+from urllib.parse import quote
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.semconv.attributes import (
+    client_attributes,
+    error_attributes,
+    http_attributes,
+    network_attributes,
+    server_attributes,
+    url_attributes,
+    user_agent_attributes,
+)
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from instrument import _runtime
+from instrument._capture import error_type
+from instrument._guard import count_dropped, fault
+from instrument._http_extract import NOT_JSON, Extractor, default_extract, parse_json, request_inputs
+from instrument._monitor import MISSING, ModelMonitor
+
+__all__ = ["ID_HEADER", "Exchange", "HttpMonitor"]
+
+ID_HEADER = "x-prediction-id"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+_HEADER_TEXT = re.compile(r"[!-~]*")  # visible ASCII: what a header value may hold without encoding
+_METHOD = http_attributes.HTTP_REQUEST_METHOD
+_STATUS = http_attributes.HTTP_RESPONSE_STATUS_CODE
+_ROUTE = http_attributes.HTTP_ROUTE
+_ERROR_TYPE = error_attributes.ERROR_TYPE
+
+# Reasons counted in `predwatch.sdk.dropped` when a listed route's exchange is not recorded.
+TOO_LARGE = "http_body_too_large"
+NOT_JSON_BODY = "http_body_not_json"
+UNREAD = "http_request_unread"
+EXTRACT_FAILED = "http_extract_failed"
+HEADER_TOO_LONG = "http_id_header_too_long"
+
+
+def _host_port(host: str | None, fallback: tuple[str, int] | None) -> tuple[str | None, int | None]:
+    """server.address/server.port from a Host header ("h", "h:p", "[v6]:p"), else the socket's address."""
+    if host:
+        if host.startswith("["):
+            address, _, rest = host[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else ""
+        else:
+            address, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+        return address, int(port) if port.isdigit() else None
+    if fallback is not None:
+        address, port_number = fallback
+        return str(address), port_number if type(port_number) is int else None
+    return None, None
+
+
+def id_header_value(ids: list[str], limit: int) -> str | None:
+    """The ids as one header value, comma-separated; an id that is not plain visible ASCII without commas is
+    percent-encoded. None (and counted) when the value would be longer than `limit` bytes."""
+    if not ids:
+        return None
+    value = ",".join(ids)
+    if not _HEADER_TEXT.fullmatch(value) or value.count(",") != len(ids) - 1:
+        value = ",".join(quote(i, safe="") for i in ids)
+    if len(value) > limit:
+        count_dropped(HEADER_TOO_LONG, 1, f"{len(ids)} prediction ids do not fit in the {ID_HEADER} header")
+        return None
+    return value
+
+
+class HttpMonitor:
+    """One middleware's options; validated here, read-only afterwards."""
+
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        *,
+        routes: Sequence[str] | Callable[[str], bool],
+        extract: Extractor | None,
+        max_body_bytes: int,
+        max_id_header_bytes: int,
+        trace_all_routes: bool,
+        monitor_options: dict[str, Any],
+    ) -> None:
+        if callable(routes):
+            self.listed: Callable[[str], bool] = routes
+        elif isinstance(routes, str) or not all(isinstance(r, str) and r.startswith("/") for r in routes):
+            raise TypeError(f"routes must be a list of paths such as ['/predict'] or a function, got {routes!r}")
+        else:
+            self.listed = frozenset(routes).__contains__
+        if extract is not None and not callable(extract):
+            raise TypeError(f"extract must be a function (request, response) -> (inputs, outputs), got {extract!r}")
+        for name, value in (("max_body_bytes", max_body_bytes), ("max_id_header_bytes", max_id_header_bytes)):
+            if type(value) is not int or value < 0:
+                raise ValueError(f"{name} must be a number of bytes (an int >= 0), got {value!r}")
+        self.monitor = ModelMonitor(model, version, **monitor_options)
+        self.extract: Extractor = extract if extract is not None else default_extract
+        self.custom_extract = extract is not None
+        self.max_body_bytes = max_body_bytes
+        self.max_id_header_bytes = max_id_header_bytes
+        self.trace_all_routes = bool(trace_all_routes)
+        from opentelemetry import propagate  # not at import: it loads the configured propagators (~80 ms)
+
+        self.propagate = propagate.extract
+
+    def begin(
+        self,
+        runtime: _runtime.Runtime,
+        capture: bool,
+        method: str,
+        scheme: str,
+        path: str,
+        route: str | None,
+        host: str | None,
+        server: tuple[str, int] | None,
+        client: str | None,
+        user_agent: str | None,
+        protocol: str | None,
+        carrier: Any,
+        getter: Any,
+        request_length: int | None,
+    ) -> Exchange | None:
+        """Open the server span (or adopt an enclosing one) for a request; None after a fault."""
+        t0 = perf_counter_ns()
+        try:
+            outer = trace.get_current_span()
+            if outer.is_recording() and getattr(outer, "kind", None) is SpanKind.SERVER:
+                span, context = None, otel_context.get_current()  # already traced by an OpenTelemetry middleware
+            else:
+                parent = self.propagate(carrier, getter=getter)
+                known = method in _METHODS
+                attrs: dict[str, Any] = {_METHOD: method if known else "_OTHER", url_attributes.URL_SCHEME: scheme}
+                if not known:
+                    attrs[http_attributes.HTTP_REQUEST_METHOD_ORIGINAL] = method
+                attrs[url_attributes.URL_PATH] = path
+                if route is not None:
+                    attrs[_ROUTE] = route
+                address, port = _host_port(host, server)
+                if address:
+                    attrs[server_attributes.SERVER_ADDRESS] = address
+                if port is not None:
+                    attrs[server_attributes.SERVER_PORT] = port
+                if client:
+                    attrs[client_attributes.CLIENT_ADDRESS] = client
+                if user_agent:
+                    attrs[user_agent_attributes.USER_AGENT_ORIGINAL] = user_agent
+                if protocol:
+                    attrs[network_attributes.NETWORK_PROTOCOL_VERSION] = protocol
+                name = (method if known else "HTTP") + (f" {route}" if route is not None else "")
+                span = runtime.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
+                context = trace.set_span_in_context(span, parent)
+            return Exchange(self, runtime, span, context, t0, method, capture, request_length)
+        except Exception as exc:
+            fault("http.begin", exc)
+            return None
+
+
+class Exchange:
+    """One request's state (made per request, never shared)."""
+
+    __slots__ = (
+        "collecting",
+        "context",
+        "method",
+        "owner",
+        "recorded",
+        "request",
+        "request_done",
+        "request_size",
+        "response",
+        "response_size",
+        "runtime",
+        "sink",
+        "span",
+        "status",
+        "t0",
+    )
+
+    def __init__(
+        self,
+        owner: HttpMonitor,
+        runtime: _runtime.Runtime,
+        span: Span | None,
+        context: Context,
+        t0: int,
+        method: str,
+        capture: bool,
+        request_length: int | None,
+    ) -> None:
+        self.owner = owner
+        self.runtime = runtime
+        self.span = span  # ours to end; None when an enclosing server span was adopted
+        self.context = context
+        self.method = method
+        self.t0 = t0  # perf_counter_ns() when the request came in
+        self.status: int | None = None
+        self.sink: list[str] | None = [] if capture else None  # ids from @monitor calls inside the request
+        # Request body chunks while they may still be recorded; None once too large (or not a listed route).
+        self.request: list[bytes] | None = None
+        if capture:
+            if request_length is not None and request_length > owner.max_body_bytes:
+                count_dropped(TOO_LARGE, 1, f"a request body over max_body_bytes={owner.max_body_bytes} not captured")
+            else:
+                self.request = []
+        self.request_size = 0
+        self.request_done = False
+        self.response: list[bytes] | None = None
+        self.response_size = 0
+        self.collecting = False  # a streamed response is being collected for recording at its end
+        self.recorded = False
+
+    # --- request ---------------------------------------------------------------------------------------
+    def add_request(self, body: bytes, done: bool) -> None:
+        chunks = self.request
+        if chunks is None:
+            return
+        try:
+            if body:
+                self.request_size += len(body)
+                if self.request_size > self.owner.max_body_bytes:
+                    self.request = None
+                    count_dropped(TOO_LARGE, 1, f"a request body over max_body_bytes={self.owner.max_body_bytes}")
+                    return
+                chunks.append(bytes(body))
+            if done:
+                self.request_done = True
+        except Exception as exc:
+            fault("http.request", exc)
+
+    # --- response --------------------------------------------------------------------------------------
+    def on_start(self, status: int, content_length: int | None) -> tuple[bool, str | None]:
+        """(hold the start back until the first body chunk?, header value for ids already made)."""
+        self.status = status
+        sink = self.sink
+        if sink is None:
+            return False, None
+        try:
+            if sink:
+                return False, id_header_value(sink, self.owner.max_id_header_bytes)
+            if status >= 400 or self.request is None or (self.request_done and not self.request_size):
+                return False, None  # not a prediction (an error, no request body), or a request too large
+            if content_length is not None and content_length > self.owner.max_body_bytes:
+                count_dropped(TOO_LARGE, 1, f"a response body over max_body_bytes={self.owner.max_body_bytes}")
+                return False, None
+            return True, None
+        except Exception as exc:
+            fault("http.start", exc)
+            return False, None
+
+    def on_first_body(self, body: bytes | None, complete: bool) -> str | None:
+        """The header value to add to a held start, given the response's first body chunk (the whole body when
+        `complete`; None for a whole body known to be over the size cap)."""
+        try:
+            sink = self.sink
+            if sink:
+                return id_header_value(sink, self.owner.max_id_header_bytes)
+            if body is None or len(body) > self.owner.max_body_bytes:
+                count_dropped(TOO_LARGE, 1, f"a response body over max_body_bytes={self.owner.max_body_bytes}")
+                return None
+            if not complete:
+                self.response, self.response_size, self.collecting = [], 0, True
+                self.on_body(body, False)
+                return None
+            ids = self._record(body)
+            return id_header_value(ids, self.owner.max_id_header_bytes) if ids else None
+        except Exception as exc:
+            fault("http.body", exc)
+            return None
+
+    def on_body(self, body: bytes, last: bool) -> None:
+        """A chunk of a streamed response being collected; records the exchange after the last one."""
+        try:
+            chunks = self.response
+            if chunks is not None and body:
+                self.response_size += len(body)
+                if self.response_size > self.owner.max_body_bytes:
+                    self.response = chunks = None
+                    count_dropped(TOO_LARGE, 1, f"a response body over max_body_bytes={self.owner.max_body_bytes}")
+                else:
+                    chunks.append(bytes(body))
+            if last:
+                self.collecting = False
+                if chunks is not None and not self.sink:
+                    self._record(b"".join(chunks))
+                self.response = None
+        except Exception as exc:
+            fault("http.body", exc)
+
+    def _record(self, body: bytes) -> list[str] | None:
+        """Case (b): map the two bodies to inputs and outputs and record them; the ids, or None."""
+        owner = self.owner
+        chunks = self.request
+        if chunks is None:
+            return None
+        if not self.request_done:
+            count_dropped(UNREAD, 1, "the application answered without reading the whole request body")
+            return None
+        if not self.request_size:
+            return None  # no body (GET, OPTIONS): nothing to record
+        request = parse_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        response = parse_json(body) if request is not NOT_JSON else NOT_JSON
+        if response is NOT_JSON:
+            count_dropped(NOT_JSON_BODY, 1, f"a request or response on a monitored route is not JSON ({self.method})")
+            return None
+        try:
+            pair = owner.extract(request, response)
+        except Exception as exc:
+            count_dropped(EXTRACT_FAILED, 1, f"extract() raised {type(exc).__name__}: {exc}")
+            return None
+        if pair is None:
+            return None
+        inputs, outputs = pair
+        return self._finish(inputs, outputs, None)
+
+    def _finish(self, inputs: Any, outputs: Any, exc: BaseException | None) -> list[str] | None:
+        self.recorded = True
+        token = otel_context.attach(self.context)  # the server span is the predict span's parent
+        try:
+            t0 = self.t0
+            return self.owner.monitor.finish(self.runtime, inputs, outputs, exc, t0, perf_counter_ns() - t0, None, None)
+        finally:
+            otel_context.detach(token)
+
+    def set_route(self, route: str) -> None:
+        span = self.span
+        if span is not None:
+            try:
+                span.set_attribute(_ROUTE, route)
+                span.update_name(f"{self.method if self.method in _METHODS else 'HTTP'} {route}")
+            except Exception as exc:
+                fault("http.route", exc)
+
+    def end(self, exc: BaseException | None = None) -> None:
+        """Close the request: status and error on the server span; a crash in case (b) is a failed prediction."""
+        failed = isinstance(exc, Exception)
+        if failed and self.sink is not None and not self.sink and not self.recorded:
+            try:
+                self._finish(self._request_inputs(), None, exc)
+            except Exception as fault_exc:
+                fault("http.record", fault_exc)
+        span = self.span
+        if span is None:
+            return
+        try:
+            if span.is_recording():
+                status = self.status
+                if failed:
+                    if status is None:
+                        status = 500  # the server answers 500 for an application that raised before responding
+                    span.record_exception(exc)  # type: ignore[arg-type]
+                    span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:256]))
+                if exc is not None:
+                    span.set_attribute(_ERROR_TYPE, error_type(exc))  # also for a cancelled request
+                if status is not None:
+                    span.set_attribute(_STATUS, status)
+                    if status >= 500 and exc is None:
+                        span.set_attribute(_ERROR_TYPE, str(status))
+                        span.set_status(Status(StatusCode.ERROR))
+        except Exception as fault_exc:
+            fault("http.end", fault_exc)
+        finally:
+            try:
+                span.end()
+            except Exception as fault_exc:
+                fault("http.end", fault_exc)
+
+    def _request_inputs(self) -> Any:
+        """The request's rows for a failed prediction's batch size, when the default mapping can read them."""
+        chunks = self.request
+        if chunks is None or not self.request_done or self.owner.custom_extract:
+            return MISSING
+        doc = parse_json(b"".join(chunks))
+        return MISSING if doc is NOT_JSON else request_inputs(doc)
