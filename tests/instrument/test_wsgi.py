@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -226,7 +227,9 @@ def test_trace_context_is_propagated_and_spans_follow_http_conventions(telemetry
         response = client.post("/predict", json={"instances": [[1.0, 2.0]]}, headers={"traceparent": TRACEPARENT})
         assert client.get("/health").text == "ok"
     port = int(url.rsplit(":", 1)[1])
-    spans = telemetry.spans()
+    deadline = time.monotonic() + 5
+    while len(spans := telemetry.spans()) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)  # the server ends its span when it closes the response, after the client has it
     server, health = server_spans(spans)
     assert server.name == "POST /predict"
     assert server.parent is not None and server.parent.span_id == 0xB7AD6B7169203331
