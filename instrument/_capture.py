@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from opentelemetry.context import Context
-from opentelemetry.trace import Span, Status, StatusCode
+from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
 from instrument import semconv
 from instrument._guard import count_dropped
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from instrument._monitor import ModelMonitor
     from instrument._runtime import Runtime
 
-__all__ = ["CaptureJob", "approx_bytes", "end_span", "error_type", "snapshot"]
+__all__ = ["CaptureJob", "Captured", "approx_bytes", "coalesce", "end_span", "error_type", "snapshot"]
 
 
 def error_type(exc: BaseException) -> str:
@@ -150,13 +150,14 @@ class CaptureJob:
             inputs.pop(name, None)
         return inputs, outputs
 
-    def __call__(self, runtime: Runtime) -> None:
+    def prepare(self, runtime: Runtime) -> Captured | None:
+        """Convert, end the call's span, and return the rows to send (None when nothing can be sent)."""
         settings = runtime.settings
         monitor = self.monitor
         columns = self._columns(settings.max_string_len)
         if columns is None:
             end_span(runtime, monitor, self.span, self.context, None, self.n, False, self.start_ns, self.duration_ns)
-            return
+            return None
         inputs, outputs = columns
         ids, keep = self.ids, self.keep
         if keep is not None and len(keep) < len(ids):
@@ -172,18 +173,62 @@ class CaptureJob:
         span = end_span(
             runtime, monitor, self.span, self.context, None, self.n, True, self.start_ns, self.duration_ns, announce
         )
-        attrs = {**monitor.event_attributes, semconv.ATTR_PAYLOAD_ROWS: len(ids)}
-        if keep is not None:
-            attrs[semconv.ATTR_SAMPLE_RATE] = self.rate
-        runtime.emit(
+        rate = self.rate if keep is not None else None
+        return Captured(monitor, rate, self.start_ns, span.get_span_context(), ids, inputs, outputs)
+
+    def __call__(self, runtime: Runtime) -> None:
+        captured = self.prepare(runtime)
+        if captured is not None:
+            for payload in coalesce([captured], runtime.settings.max_event_bytes):
+                runtime.emit(payload)
+
+
+@dataclass(slots=True)
+class Captured:
+    """One call's captured rows, ready to be sent."""
+
+    monitor: ModelMonitor
+    rate: float | None  # the sample rate, when rows were sampled
+    start_ns: int
+    span_context: SpanContext | None
+    ids: list[str]
+    inputs: Columns
+    outputs: Columns
+
+
+def coalesce(captured: list[Captured], max_event_bytes: int) -> list[Payload]:
+    """One payload per model and column layout: calls captured close together travel as one event.
+
+    Per event, OpenTelemetry's log pipeline costs about as much as encoding a few hundred values, so single-row
+    calls sent one event each spent most of the SDK's CPU on envelopes. A merged event carries the earliest
+    call's time and no trace context (its rows belong to several traces); a lone call keeps its span's.
+    """
+    groups: dict[tuple[int, tuple[str, ...], tuple[str, ...], float | None], list[Captured]] = {}
+    for c in captured:
+        groups.setdefault((id(c.monitor), tuple(c.inputs), tuple(c.outputs), c.rate), []).append(c)
+    payloads = []
+    for group in groups.values():
+        first = group[0]
+        if len(group) == 1:
+            ids, inputs, outputs, span_context = first.ids, first.inputs, first.outputs, first.span_context
+        else:
+            ids = [i for c in group for i in c.ids]
+            inputs = {k: [v for c in group for v in c.inputs[k]] for k in first.inputs}
+            outputs = {k: [v for c in group for v in c.outputs[k]] for k in first.outputs}
+            span_context = None
+        attrs = {**first.monitor.event_attributes, semconv.ATTR_PAYLOAD_ROWS: len(ids)}
+        if first.rate is not None:
+            attrs[semconv.ATTR_SAMPLE_RATE] = first.rate
+        payloads.append(
             Payload(
                 event_name=semconv.EVENT_INFERENCE,
                 attributes=attrs,
-                time_ns=self.start_ns,
-                span_context=span.get_span_context(),
+                time_ns=min(c.start_ns for c in group),
+                span_context=span_context,
                 ids=ids,
                 columns={semconv.BODY_INPUTS: inputs, semconv.BODY_OUTPUTS: outputs},
                 nbytes=estimate_bytes(len(ids), inputs, outputs),
-                max_event_bytes=settings.max_event_bytes,
+                max_event_bytes=max_event_bytes,
             )
         )
+    return payloads

@@ -34,6 +34,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from instrument import semconv
 from instrument._aggregate import DESCRIPTIONS, CallAggregates, add_metrics
+from instrument._capture import CaptureJob, coalesce
 from instrument._config import Settings, load_settings
 from instrument._exporters import otlp_exporters
 from instrument._guard import STATS, fault
@@ -136,7 +137,7 @@ class Runtime:
                 fault("resource.register", exc)
         self.worker = Worker(
             self._record_calls,
-            self._run_job,
+            self._run_jobs,
             max_calls=settings.max_queue,
             max_payload_bytes=settings.max_pending_payload_bytes,
         )
@@ -181,8 +182,21 @@ class Runtime:
         for attrs, rows in rows_by_attrs.values():
             self.predictions.add(rows, attrs)
 
-    def _run_job(self, job: Callable[[Runtime], None]) -> None:
-        job(self)
+    def _run_jobs(self, jobs: list[Callable[[Runtime], None]]) -> None:
+        """Payload jobs of one drain: sampled calls are converted, then sent coalesced; others run as they are."""
+        captured = []
+        for job in jobs:
+            try:
+                if isinstance(job, CaptureJob):
+                    prepared = job.prepare(self)
+                    if prepared is not None:
+                        captured.append(prepared)
+                else:
+                    job(self)
+            except Exception as exc:
+                fault("worker.payload", exc)
+        for payload in coalesce(captured, self.settings.max_event_bytes):
+            self.emit(payload)
 
     def emit(self, payload: Payload) -> None:
         """Emit a payload's log events (worker thread)."""

@@ -19,20 +19,21 @@ from instrument._guard import count_dropped, fault
 __all__ = ["Worker"]
 
 _SLICE = 32  # calls per GIL hold: ~1 ms of metric recording, then serving threads get a turn
+_PAYLOAD_SLICE = 64  # payload jobs per batch: calls of one batch are sent as one event per model
 
 
 class Worker:
     def __init__(
         self,
         on_calls: Callable[[list[Any]], None],
-        on_payload: Callable[[Any], None],
+        on_payloads: Callable[[list[Any]], None],
         *,
         max_calls: int,
         max_payload_bytes: int,
         interval_s: float = 0.1,
     ) -> None:
         self._on_calls = on_calls
-        self._on_payload = on_payload
+        self._on_payloads = on_payloads
         self._max_calls = max_calls
         self._max_payload_bytes = max_payload_bytes
         self._interval_s = interval_s
@@ -91,17 +92,18 @@ class Worker:
                     fault("worker.calls", exc)
                 if yield_gil:
                     time.sleep(0)  # let serving threads take the GIL between slices
-            done = 0
             while self._payloads:
+                batch = []
                 with self._payload_lock:
-                    item, nbytes = self._payloads.popleft()
-                    self._payload_bytes -= nbytes
+                    while self._payloads and len(batch) < _PAYLOAD_SLICE:
+                        item, nbytes = self._payloads.popleft()
+                        self._payload_bytes -= nbytes
+                        batch.append(item)
                 try:
-                    self._on_payload(item)
+                    self._on_payloads(batch)
                 except Exception as exc:
                     fault("worker.payload", exc)
-                done += 1
-                if yield_gil and done % 8 == 0:
+                if yield_gil:
                     time.sleep(0)
 
     def stop(self, timeout_s: float = 5.0) -> None:

@@ -47,6 +47,19 @@ class Telemetry:
         instrument.flush()
         return [r.log_record for r in self.log_exporter.get_finished_logs() if r.log_record.event_name == name]
 
+    def rows(self, name: str = semconv.EVENT_INFERENCE) -> dict[str, dict[str, Any]]:
+        """Every captured row by prediction id, across events (calls captured together share one event)."""
+        found: dict[str, dict[str, Any]] = {}
+        for event in self.events(name):
+            body = event.body
+            for k, pid in enumerate(body["ids"]):
+                assert pid not in found, f"prediction {pid} captured twice"
+                row: dict[str, Any] = {"event": event}
+                for table in ("inputs", "outputs"):
+                    row[table] = {col: values[k] for col, values in body.get(table, {}).items()}
+                found[pid] = row
+        return found
+
     def points(self, metric: str) -> list[Any]:
         instrument.flush()
         data = self.metric_reader.get_metrics_data()

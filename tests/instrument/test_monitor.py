@@ -81,8 +81,8 @@ def test_ids_unique_per_row_and_per_context(telemetry: Telemetry) -> None:
         return list(await asyncio.gather(*(task(k) for k in range(5))))
 
     assert [len(ids) for ids in asyncio.run(main())] == [1, 2, 3, 4, 5]
-    bodies = {tuple(e.body["ids"]) for e in telemetry.events()}
-    assert tuple(first) in bodies and all(tuple(v) in bodies for v in seen.values())
+    rows = telemetry.rows()
+    assert set(first) <= set(rows) and all(set(v) <= set(rows) for v in seen.values())
 
 
 def test_id_column_is_used_and_dropped_from_features(telemetry: Telemetry) -> None:
@@ -284,3 +284,35 @@ def test_batch_job_log(telemetry: Telemetry) -> None:
     assert duration.count == 1 and duration.sum == pytest.approx(0.5)  # only the call that gave a latency
     (rows,) = telemetry.points(semconv.METRIC_PREDICTIONS)
     assert rows.value == 4
+
+
+def test_calls_captured_together_travel_as_one_event(telemetry: Telemetry) -> None:
+    runtime = _runtime.current()
+    assert runtime is not None
+    runtime.worker._stopped = True  # hold the worker so that the calls queue up together
+    import time
+
+    time.sleep(0.3)
+    predict = instrument.monitor(model="m", task="regression")(lambda x: [float(x["a"])])
+    other = instrument.monitor(model="other", task="regression")(lambda x: [0.0])
+    ids = []
+    for i in range(5):
+        predict({"a": i})
+        ids += instrument.last_prediction_ids()
+    other({"a": 9})
+    runtime.worker.drain()
+    events = {e.attributes[semconv.ATTR_MODEL_NAME]: e for e in telemetry.events()}
+    assert set(events) == {"m", "other"}  # one event per model
+    merged = events["m"]
+    assert merged.body == {
+        "ids": ids,
+        "inputs": {"a": [0, 1, 2, 3, 4]},
+        "outputs": {"prediction": [0.0, 1.0, 2.0, 3.0, 4.0]},
+    }
+    assert merged.attributes[semconv.ATTR_PAYLOAD_ROWS] == 5
+    assert merged.span_id == 0  # rows of several calls: no single trace to point at
+    spans = [s for s in telemetry.spans() if s.name == "predict m"]
+    assert len(spans) == 5 and merged.timestamp == min(s.start_time for s in spans)
+    lone = events["other"]
+    (other_span,) = [s for s in telemetry.spans() if s.name == "predict other"]
+    assert lone.span_id == other_span.context.span_id  # a lone call keeps its span's context

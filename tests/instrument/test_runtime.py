@@ -214,4 +214,4 @@ def test_full_queues_drop_and_count() -> None:
     assert STATS.dropped["queue_full"] == 15
     assert STATS.dropped["payload_queue_full"] >= 1
     runtime.worker.drain()
-    assert len(telemetry.events()) == 20 - STATS.dropped["payload_queue_full"]
+    assert len(telemetry.rows()) == 10 * (20 - STATS.dropped["payload_queue_full"])
