@@ -17,30 +17,30 @@ dashboard, /metrics) are guarded by default.
 
 from __future__ import annotations
 
-import html
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from urllib.parse import quote
 
 import anyio.to_thread
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from collector.alerting import Alerting
 from collector.api import api_routes
-from collector.api_common import rfc3339
+from collector.api_distribution import distribution_routes
 from collector.auth import BearerAuth, challenge
+from collector.dashboard import dashboard_routes, is_public
 from collector.ingest import ReceiverSettings
 from collector.receiver_grpc import GrpcReceiver
 from collector.receiver_http import otlp_routes
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
-from collector.store import ModelInfo, Store
+from collector.store import Store
 
 __all__ = ["create_app"]
 
@@ -58,7 +58,8 @@ class TokenGuard:
         self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.auth.enabled or scope["path"] in self.open_paths:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not self.auth.enabled or path in self.open_paths or is_public(path):
             await self.app(scope, receive, send)
             return
         authorization = next((v for k, v in scope["headers"] if k == b"authorization"), None)
@@ -75,11 +76,13 @@ class TokenGuard:
 
 def create_app(settings: CollectorSettings, store: Store) -> Starlette:
     service = CollectorService(store, settings)
+    alerting = Alerting.build(settings, service, store)  # raises ValueError for a bad rule or notifier
     receiver = ReceiverSettings(ingest_tokens=settings.ingest_tokens, max_body_bytes=settings.max_body_bytes)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service.start()
+        alerting.start()
         grpc: GrpcReceiver | None = None
         try:
             if settings.grpc is not None:
@@ -90,6 +93,7 @@ def create_app(settings: CollectorSettings, store: Store) -> Starlette:
         finally:
             if grpc is not None:
                 await anyio.to_thread.run_sync(partial(grpc.stop, 5.0))
+            await anyio.to_thread.run_sync(alerting.stop)
             clean = await anyio.to_thread.run_sync(service.stop)
             logger.info(
                 "stopped: %d windows written%s",
@@ -100,50 +104,17 @@ def create_app(settings: CollectorSettings, store: Store) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    async def index(request: Request) -> Response:
-        models = await anyio.to_thread.run_sync(service.models)
-        return HTMLResponse(_index_page(models))
-
     routes = [
         *otlp_routes(service.ingestor, receiver),
         Route("/healthz", healthz, methods=["GET"]),
-        Route("/", index, methods=["GET"]),
+        *dashboard_routes(settings),
+        *alerting.routes(service),
+        *distribution_routes(service),
         *api_routes(service),
     ]
     middleware = [Middleware(TokenGuard, auth=BearerAuth(settings.api_tokens))]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.service = service
+    app.state.alerting = alerting
     app.state.grpc_port = None
     return app
-
-
-def _index_page(models: list[ModelInfo]) -> str:
-    rows = []
-    for m in models:
-        base = f"/api/v1/models/{quote(m.model, safe='')}"
-        version = f"version={quote(m.version, safe='')}"
-        links = " ".join(
-            f'<a href="{html.escape(url)}">{name}</a>'
-            for name, url in (
-                ("drift", f"{base}/drift?{version}"),
-                ("reference", f"{base}/reference?{version}"),
-                ("rows over time", f"{base}/timeseries?metric=rows&{version}"),
-            )
-        )
-        rows.append(
-            f"<tr><td>{html.escape(m.model)}</td><td>{html.escape(m.version)}</td><td>{m.rows}</td>"
-            f"<td>{rfc3339(m.last_seen)}</td><td>{links}</td></tr>"
-        )
-    body = "\n".join(rows) or '<tr><td colspan="5">No predictions received yet.</td></tr>'
-    return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>predwatch</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2rem}}td,th{{padding:.25rem .75rem;text-align:left}}</style>
-</head><body>
-<h1>predwatch collector</h1>
-<p>The dashboard is coming; meanwhile each model's JSON is a click away (<a href="/api/v1/models">all models</a>).</p>
-<table><thead><tr><th>model</th><th>version</th><th>rows</th><th>last seen</th><th>JSON</th></tr></thead>
-<tbody>
-{body}
-</tbody></table>
-</body></html>
-"""

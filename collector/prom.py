@@ -90,7 +90,13 @@ class CollectorHealth:
 def health_from_status(status: Mapping[str, Any]) -> CollectorHealth:
     """From `CollectorService.health()` ({"ingest": {...}, "windows": {...}}); absent keys are left out."""
     ingest, windows = status.get("ingest") or {}, status.get("windows") or {}
-    rejected = {k: ingest[k] for k in ("rejected", "invalid", "overloaded", "dropped", "sink_errors") if k in ingest}
+    rejected: dict[str, Any] = {}
+    for key in ("rejected", "invalid", "overloaded", "dropped", "sink_errors"):
+        value = ingest.get(key)
+        if isinstance(value, Mapping):  # counts by reason: one series per reason
+            rejected.update({f"{key}_{reason}": n for reason, n in value.items()})
+        elif value is not None:
+            rejected[key] = value
     rejected.update({f"ignored_{k}": v for k, v in (ingest.get("ignored") or {}).items()})
     if "rejected_rows" in windows:
         rejected["window_rows"] = windows["rejected_rows"]
