@@ -28,7 +28,7 @@ bench: $(STAMP)
 	$(PY) -m benchmarks
 
 demo: $(STAMP)
-	$(PY) -m examples.sdk_tour
+	$(PY) -m examples.demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,7 @@
                         [--allow-unauthenticated] [--log-level info]
     predwatch reference set MODEL FILE [--version V] [--target COL] [--outputs COL,...] [--exclude COL,...]
                         [--format csv|parquet|json] [--url URL] [--token T]
+    predwatch report MODEL [--version V] [--since 1h] [--wait S] [--json] [--url URL] [--token T]
 
 Exit status: 0 done (the collector: stopped by SIGTERM/SIGINT with every window written), 1 failed (a
 message on stderr says why), 2 bad usage or configuration. Client commands find the collector through `--url`,
@@ -81,6 +82,10 @@ def _parser() -> argparse.ArgumentParser:
     ref_set.add_argument("--token", help="API token (default PREDWATCH_API_TOKEN)")
     ref_set.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the collector")
     ref_set.set_defaults(run=_run_reference_set)
+
+    from collector.report import add_report_command
+
+    add_report_command(commands)
     return parser
 
 
