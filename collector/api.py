@@ -6,7 +6,11 @@
     PUT  /api/v1/models/{model}/reference?version=             columnar JSON (see api_reference)
     POST /api/v1/models/{model}/reference/from-range?version=&start=&end=&source_version=
     GET  /api/v1/models/{model}/reference?version=             the stored reference profile
-    GET  /api/v1/status                                        ingest counters, open windows
+    GET  /api/v1/models/{model}/performance?version=&start=&end=&positive_label=&step=   (api_performance)
+    GET  /api/v1/models/{model}/operations?version=&start=&end=&step=                    (api_operations)
+    GET  /api/v1/models/{model}/compare?versions=A,B&start=&end=                         (api_compare)
+    POST /api/v1/actuals                                       ground truth by prediction id (api_actuals)
+    GET  /api/v1/status                                        ingest counters, open windows, label join
 
 `version` defaults to the newest version seen (the one first seen most recently); the range to the last 24 h.
 Beyond DESIGN.md the drift answer carries an overall `status` (the worst column's) and a `reference` summary
@@ -20,7 +24,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from collector.api_actuals import post_actuals
 from collector.api_common import endpoint, model_param, resolve_version, rfc3339, time_range
+from collector.api_operations import operations
+from collector.api_performance import performance
 from collector.api_reference import get_reference, load_reference, put_reference, reference_from_range
 from collector.api_timeseries import timeseries
 from collector.drift import profile_drift
@@ -35,10 +42,16 @@ _SEVERITY = {"ok": 0, "warning": 1, "drift": 2}
 def api_routes(service: CollectorService) -> list[Route]:
     prefix = "/api/v1"
     model = prefix + "/models/{model:path}"
+    from collector.api_compare import compare  # here: it imports drift_answer from this module
+
     return [
         Route(prefix + "/models", models(service), methods=["GET"]),
         Route(prefix + "/status", status(service), methods=["GET"]),
+        Route(prefix + "/actuals", post_actuals(service), methods=["POST"]),
         Route(model + "/drift", drift(service), methods=["GET"]),
+        Route(model + "/performance", performance(service), methods=["GET"]),
+        Route(model + "/operations", operations(service), methods=["GET"]),
+        Route(model + "/compare", compare(service), methods=["GET"]),
         Route(model + "/timeseries", timeseries(service), methods=["GET"]),
         Route(model + "/reference/from-range", reference_from_range(service), methods=["POST"]),
         Route(model + "/reference", put_reference(service), methods=["PUT"]),

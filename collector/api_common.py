@@ -24,9 +24,10 @@ from typing import Any
 from urllib.parse import quote
 
 import anyio.to_thread
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from collector.otlp_decode import OtlpError, check_encoding, decompress
 from collector.service import CollectorService
 from collector.store import ModelInfo, StoreError
 
@@ -38,6 +39,7 @@ __all__ = [
     "json_response",
     "model_param",
     "parse_time",
+    "read_json_body",
     "reference_help",
     "resolve_version",
     "rfc3339",
@@ -86,6 +88,32 @@ def _run(work: Callable[[Request, CollectorService], Any], request: Request, ser
     except StoreError as exc:
         logger.error("store error answering %s: %s", request.url.path, exc)
         return json_response({"error": f"the store could not answer: {exc}"}, 500)
+
+
+async def read_json_body(request: Request, limit: int, limit_name: str) -> bytes:
+    """The request body, decompressed (gzip, deflate): 415 unless JSON content, 413 past `limit` bytes (named
+    `limit_name` in the message) before or after decompression, 400 for a broken body or a client gone."""
+    media = request.headers.get("content-type", "application/json").partition(";")[0].strip().lower()
+    if media not in ("application/json", "text/json", "") and not media.endswith("+json"):
+        raise ApiError(415, f"send the body as application/json, not {media!r}")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise ApiError(413, f"the body of {length} bytes is above the {limit}-byte limit ({limit_name})")
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise ApiError(413, f"the body is above the {limit}-byte limit ({limit_name})")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ApiError(400, "the client went away before sending the whole body") from None
+    try:
+        encoding = check_encoding(request.headers.get("content-encoding"))
+        return decompress(b"".join(chunks), encoding, limit)
+    except OtlpError as exc:
+        hint = f" ({limit_name})" if exc.status == 413 else ""
+        raise ApiError(exc.status, f"{exc}{hint}") from None
 
 
 # -- parameters -------------------------------------------------------------------------------------------------

@@ -13,7 +13,10 @@ length, at least one row and one column; `actuals` a list of scalars of that len
 value of the wrong shape, each message naming the column. Without `version` the newest version seen is meant.
 
 PSI edges come from the raw values exactly (`reference_from_columns`). Actuals are kept as a summary of their
-distribution under `ReferenceProfile.actuals` ({"name", "count", "column"}) for the performance metrics.
+distribution under `ReferenceProfile.actuals` ({"name", "count", "column", "performance"?}); with outputs the
+SDK's way (`label`/`score` or `prediction`) they also build the reference's performance state once, here
+(collector.reference_performance), for GET .../performance to show beside production's. `task` (optional)
+names the model's task when the collector has not seen it yet.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from functools import partial
 from typing import Any
 
 import anyio.to_thread
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
 from collector.api_common import (
@@ -35,22 +38,24 @@ from collector.api_common import (
     endpoint,
     json_response,
     model_param,
+    read_json_body,
     reference_help,
     resolve_version,
     rfc3339,
     time_range,
 )
-from collector.otlp_decode import OtlpError, check_encoding, decompress
 from collector.otlp_extract import MAX_NAME_LENGTH
 from collector.reference import ReferenceProfile
 from collector.reference_build import column_reference_from_values, reference_from_columns, reference_from_sketches
+from collector.reference_performance import reference_performance
 from collector.service import CollectorService
 from collector.sketches import ColumnSketch
 from collector.store import StoreError
+from instrument import semconv
 
 __all__ = ["get_reference", "load_reference", "parse_upload", "put_reference", "reference_from_range"]
 
-_KEYS = frozenset(("inputs", "outputs", "actuals", "target", "kinds"))
+_KEYS = frozenset(("inputs", "outputs", "actuals", "target", "kinds", "task"))
 _SCALARS = frozenset((type(None), bool, int, float, str))
 _KINDS = ("numeric", "categorical")
 
@@ -75,6 +80,7 @@ class Upload:
     actuals: list[Any] | None = None
     target: str | None = None
     kinds: dict[str, Any] = dataclasses.field(default_factory=dict)
+    task: str | None = None
 
 
 def parse_upload(raw: bytes, max_columns: int) -> Upload:
@@ -120,7 +126,10 @@ def parse_upload(raw: bytes, max_columns: int) -> Upload:
     missing = sorted(set(kinds) - set(inputs) - set(outputs))
     if missing:
         raise ApiError(422, f"'kinds' names columns that are not in the upload: {missing}")
-    return Upload(inputs, outputs, rows, actuals, target, kinds)
+    task = data.get("task")
+    if task is not None and task not in semconv.TASKS:
+        raise ApiError(422, f"'task' must be one of {list(semconv.TASKS)}")
+    return Upload(inputs, outputs, rows, actuals, target, kinds, task)
 
 
 def _group(data: dict[str, Any], key: str) -> dict[str, list[Any]]:
@@ -156,10 +165,17 @@ def _summary(profile: ReferenceProfile) -> dict[str, Any]:
         "created_at": rfc3339(profile.created_at),
         "range": None if profile.range_s is None else [rfc3339(t) for t in profile.range_s],
         "columns": [{"name": c.name, "role": c.role, "kind": c.kind, "count": c.count} for c in profile.columns],
-        "actuals": None
-        if profile.actuals is None
-        else {"name": profile.actuals.get("name"), "count": profile.actuals.get("count")},
+        "actuals": None if profile.actuals is None else _actuals_summary(profile.actuals),
     }
+
+
+def _actuals_summary(actuals: Mapping[str, Any]) -> dict[str, Any]:
+    """name and count; with the task when the reference's performance was built from them."""
+    out = {"name": actuals.get("name"), "count": actuals.get("count")}
+    performance = actuals.get("performance")
+    if isinstance(performance, Mapping):
+        out["task"] = performance.get("task")
+    return out
 
 
 def _store(service: CollectorService, profile: ReferenceProfile) -> dict[str, Any]:
@@ -185,27 +201,7 @@ def put_reference(service: CollectorService) -> Endpoint:
 
 
 async def _read_json_body(request: Request, limit: int) -> bytes:
-    media = request.headers.get("content-type", "application/json").partition(";")[0].strip().lower()
-    if media not in ("application/json", "text/json", "") and not media.endswith("+json"):
-        raise ApiError(415, f"send the reference as application/json, not {media!r}")
-    length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > limit:
-        raise ApiError(413, f"the body of {length} bytes is above the {limit}-byte limit (max_reference_bytes)")
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"the body is above the {limit}-byte limit (max_reference_bytes)")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise ApiError(400, "the client went away before sending the whole body") from None
-    try:
-        encoding = check_encoding(request.headers.get("content-encoding"))
-        return decompress(b"".join(chunks), encoding, limit)
-    except OtlpError as exc:
-        hint = " (max_reference_bytes)" if exc.status == 413 else ""
-        raise ApiError(exc.status, f"{exc}{hint}") from None
+    return await read_json_body(request, limit, "max_reference_bytes")
 
 
 def _put(service: CollectorService, request: Request, raw: bytes) -> Response:
@@ -237,9 +233,12 @@ def _put(service: CollectorService, request: Request, raw: bytes) -> Response:
     if upload.actuals is not None:
         name = upload.target or "actuals"
         column = column_reference_from_values(name, "output", upload.actuals)
-        profile = dataclasses.replace(
-            profile, actuals={"name": name, "count": len(upload.actuals), "column": column.to_dict()}
-        )
+        summary = {"name": name, "count": len(upload.actuals), "column": column.to_dict()}
+        task = upload.task or service.labels.tasks(model).get(version)
+        performance = reference_performance(upload.outputs, upload.actuals, task)
+        if performance is not None:
+            summary["performance"] = performance
+        profile = dataclasses.replace(profile, actuals=summary)
     return json_response(_store(service, profile))
 
 

@@ -8,9 +8,13 @@
 
 Records other than inference batches (actuals, predict spans, metric points) go to the handler registered for
 their type with `add_handler` (label join, operations metrics); without one they are counted in `ignored` and
-dropped. State of their own reaches the store through `add_flusher(flush)`: `flush(False)` on every tick,
-`flush(True)` once at stop, after the queue has drained. A handler, flusher or store that fails is logged and
-counted, never fatal: the windows a failed write held reopen and are written at the next flush.
+dropped. A handler registered for InferenceBatch sees the batches too, after the windows have. State of their
+own reaches the store through `add_flusher(flush)`: `flush(False)` on every tick, `flush(True)` once at stop,
+after the queue has drained. Built in: `labels` (collector.labels, the label join: inference batches and
+actuals), `operations` (metric points and predict spans), both folding into `states` (collector.state_windows:
+performance and operations per window, written after the flushers on every tick and at stop). A handler,
+flusher or store that fails is logged and counted, never fatal: the windows (and states) a failed write held
+reopen and are written at the next flush.
 `reference(model, version)` decodes a stored reference once per upload; `models()`/`versions()` merge the
 store's model table with the open windows.
 """
@@ -26,11 +30,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from collector.ingest import Ingestor
+from collector.labels import LabelJoin
+from collector.operations import OperationsState
+from collector.operations_ingest import OperationsIngest, StateKey
 from collector.otlp_extract import Record
-from collector.records import InferenceBatch
+from collector.performance import PerformanceState
+from collector.records import ActualsBatch, InferenceBatch, MetricPoint, PredictSpan
 from collector.reference import ReferenceProfile
 from collector.settings import CollectorSettings
 from collector.sketches import ColumnKey, Profile
+from collector.state_kinds import OPERATIONS, PERFORMANCE
+from collector.state_windows import StateWindows
 from collector.store import ModelInfo, Store
 from collector.windows import WindowAggregator
 
@@ -73,6 +83,30 @@ class CollectorService:
         self._last_error_log = -math.inf
         self._references: OrderedDict[tuple[str, str], tuple[bytes, ReferenceProfile]] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self.lost_states = 0  # per-window states that could not be written at stop
+        self.states = StateWindows(
+            store, settings.window_s, grace_s=settings.grace_s, collector_id=settings.collector_id, clock=clock
+        )
+        self.labels = LabelJoin(
+            store.labels(),
+            self._add_performance,
+            ttl_s=settings.label_ttl_s,
+            window_start=self.windows.window_start,
+            clock=clock,
+        )
+        self.operations = OperationsIngest(settings.window_s, clock=clock)
+        self.add_handler(InferenceBatch, self.labels.add_predictions)
+        self.add_handler(ActualsBatch, self.labels.add_actuals_batches)
+        self.add_handler(MetricPoint, lambda points: self._add_operations(self.operations.fold(points=points)))
+        self.add_handler(PredictSpan, lambda spans: self._add_operations(self.operations.fold(spans=spans)))
+        self.add_flusher(self.labels.flush)
+
+    def _add_performance(self, model: str, version: str, window_s: int, state: PerformanceState) -> None:
+        self.states.add(PERFORMANCE, model, version, window_s, state)
+
+    def _add_operations(self, parts: dict[StateKey, OperationsState]) -> None:
+        for (model, version, start), part in parts.items():
+            self.states.add(OPERATIONS, model, version, start, part)
 
     def add_handler(self, record_type: type, handler: Handler) -> None:
         """Send records of `record_type` (ActualsBatch, PredictSpan, MetricPoint) to `handler`, a list at a time."""
@@ -106,6 +140,14 @@ class CollectorService:
                 self._flusher.join(timeout_s)
             self._run_flushers(final=True)
             for attempt in range(_STOP_ATTEMPTS):
+                if self._flush_states(final=True):
+                    break
+                if attempt + 1 < _STOP_ATTEMPTS:
+                    time.sleep(0.5)
+            else:
+                self.lost_states = self.states.open_states
+                logger.error("could not write %d per-window states to the store at shutdown", self.lost_states)
+            for attempt in range(_STOP_ATTEMPTS):
                 records = self.windows.drain_all()
                 if not records:
                     break
@@ -120,15 +162,18 @@ class CollectorService:
                 logger.error(
                     "could not write %d windows (%d rows) to the store at shutdown", len(pending), self.lost_rows
                 )
-            return drained and self.lost_rows == 0 and self.ingestor.stats().dropped == 0
+            return drained and self.lost_rows == 0 and self.lost_states == 0 and self.ingestor.stats().dropped == 0
 
     # -- ingest -----------------------------------------------------------------------------------------------
     def _sink(self, records: list[Record]) -> None:
         others: defaultdict[type, list[Any]] = defaultdict(list)
         add = self.windows.add
+        observed = InferenceBatch in self._handlers
         for record in records:
             if type(record) is InferenceBatch:
                 add(record)  # False (rejected past max_open_windows) is counted by the aggregator
+                if observed:
+                    others[InferenceBatch].append(record)
             else:
                 others[type(record)].append(record)
         for record_type, batch in others.items():
@@ -172,6 +217,15 @@ class CollectorService:
             except Exception:  # never let the flusher die: the next tick retries
                 self._log_error("flushing windows failed")
             self._run_flushers(final=False)
+            self._flush_states(final=False)
+
+    def _flush_states(self, final: bool) -> bool:
+        try:
+            self.states.flush(final)
+        except Exception:  # counted in states.write_errors
+            self._log_error("writing per-window states to the store failed; they will be retried")
+            return False
+        return True
 
     def _run_flushers(self, final: bool) -> None:
         for flush in self._flushers:
@@ -259,4 +313,11 @@ class CollectorService:
                 "width_s": self.settings.window_s,
             },
             "store": {"write_windows": {"count": self._write_calls, "sum_s": self._write_seconds}},
+            "states": {
+                "open": self.states.open_states,
+                "written": self.states.written,
+                "write_errors": self.states.write_errors,
+            },
+            "labels": self.labels.health(),
+            "operations": {"skipped": dict(self.operations.skipped), "dropped": dict(self.operations.deltas.dropped)},
         }

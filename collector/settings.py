@@ -11,6 +11,8 @@ The config file (TOML) holds the same names as the flags, plus tables for what h
     window = 60                      # seconds
     collector_id = "collector-a"     # names this process's partial windows in a shared store (default: host name)
     flush_interval = 5               # seconds between looks for closed windows
+    label_ttl = "7d"                 # how long predictions wait for their actuals (and actuals for their
+                                     # predictions): seconds, or 30m / 12h / 7d
 
     [thresholds]                     # PSI bands and the smallest sample that may raise a status
     psi_warning = 0.1
@@ -54,13 +56,15 @@ from collector.drift import DriftThresholds
 from collector.otlp_decode import DEFAULT_MAX_BYTES
 from collector.sketches import SketchConfig
 
-__all__ = ["Address", "CollectorSettings", "load_settings", "parse_address", "unprotected_binds"]
+__all__ = ["Address", "CollectorSettings", "load_settings", "parse_address", "parse_duration", "unprotected_binds"]
 
 ENV_API_TOKEN = "PREDWATCH_API_TOKEN"
 ENV_INGEST_TOKEN = "PREDWATCH_INGEST_TOKEN"
 DEFAULT_HTTP = "127.0.0.1:4318"
 DEFAULT_GRPC = "127.0.0.1:4317"
 DEFAULT_STORE = "sqlite:///predwatch.db"
+DEFAULT_LABEL_TTL_S = 7 * 86_400.0
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _OFF = ("off", "none", "")
 
 
@@ -104,6 +108,19 @@ def parse_address(text: str, what: str) -> Address:
     return Address(host, int(port_text))
 
 
+def parse_duration(value: str | float, what: str) -> float:
+    """Seconds from a number or a text such as `90`, `30s`, `10m`, `12h`, `7d`; ValueError unless positive."""
+    text = str(value).strip().lower()
+    unit = _UNITS.get(text[-1:], 0)
+    try:
+        seconds = float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"{what}: expected seconds or a duration such as 30m, 12h, 7d, got {value!r}") from None
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{what} must be a positive duration, got {value!r}")
+    return seconds
+
+
 @dataclass(frozen=True, slots=True)
 class CollectorSettings:
     http: Address = field(default_factory=lambda: parse_address(DEFAULT_HTTP, "http"))
@@ -116,6 +133,7 @@ class CollectorSettings:
     collector_id: str = field(default_factory=socket.gethostname)
     flush_interval_s: float = 5.0
     grace_s: float = 5.0  # a window is written this long after it ends, so stragglers still make it
+    label_ttl_s: float = DEFAULT_LABEL_TTL_S  # predictions and actuals wait this long for each other
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     sketch: SketchConfig = field(default_factory=SketchConfig)
     max_body_bytes: int = DEFAULT_MAX_BYTES
@@ -135,6 +153,8 @@ class CollectorSettings:
             raise ValueError(f"flush_interval must be a positive number of seconds, got {self.flush_interval_s}")
         if not (math.isfinite(self.grace_s) and self.grace_s >= 0):
             raise ValueError(f"grace must be >= 0 seconds, got {self.grace_s}")
+        if not (math.isfinite(self.label_ttl_s) and self.label_ttl_s > 0):
+            raise ValueError(f"label_ttl must be a positive number of seconds, got {self.label_ttl_s}")
         for name in ("max_body_bytes", "max_reference_bytes", "queue_records", "queue_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -178,6 +198,7 @@ _TOP: dict[str, Any] = {
     "collector_id": str,
     "flush_interval": (int, float),
     "grace": (int, float),
+    "label_ttl": (int, float, str),
     "defaults": bool,
 }
 _TABLES: dict[str, dict[str, Any]] = {
@@ -231,6 +252,7 @@ def load_settings(
     ingest_token: str | None = None,
     allow_unauthenticated: bool = False,
     env: Mapping[str, str] | None = None,
+    label_ttl: str | None = None,
 ) -> CollectorSettings:
     """Settings from flags (None: not given), the environment's tokens and the config file. Raises ValueError."""
     env = env or {}
@@ -257,4 +279,7 @@ def load_settings(
     for key, name in (("collector_id", "collector_id"), ("flush_interval", "flush_interval_s"), ("grace", "grace_s")):
         if key in conf:
             options[name] = conf[key]
+    ttl = label_ttl if label_ttl is not None else conf.get("label_ttl")
+    if ttl is not None:
+        options["label_ttl_s"] = parse_duration(ttl, "label_ttl")
     return CollectorSettings(**options)

@@ -1,4 +1,5 @@
-"""What the collector keeps between restarts: window profiles, model versions seen, reference profiles.
+"""What the collector keeps between restarts: window profiles, model versions seen, reference profiles, per-window
+states of other kinds (performance, operations: `StateRecord`) and the label join's tables (`labels()`).
 
 `Store` is the contract; `store_sqlite.SQLiteStore` is the embedded default and a PostgreSQL store shared by
 several collectors implements the same methods. Several collectors may each write a *partial* window (the
@@ -17,9 +18,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from collector.label_store import LabelStore
 from collector.sketches import ColumnKey, Profile
 
-__all__ = ["ModelInfo", "Store", "StoreError", "WindowRecord"]
+__all__ = ["ModelInfo", "StateRecord", "Store", "StoreError", "WindowRecord"]
 
 
 class StoreError(Exception):
@@ -57,6 +59,24 @@ class WindowRecord:
         last_s: float | None = None,
     ) -> WindowRecord:
         return cls(model, version, start_s, width_s, profile.rows, profile.to_bytes(), collector_id, first_s, last_s)
+
+
+@dataclass(frozen=True, slots=True)
+class StateRecord:
+    """One window's mergeable state of a `kind` (see collector.state_kinds) for one (model, version), as one
+    collector saw it. Operations keep their process-level state under model "" and version ""."""
+
+    kind: str
+    model: str
+    version: str
+    start_s: int
+    width_s: int
+    blob: bytes  # the state's to_bytes()
+    collector_id: str = ""
+
+    @property
+    def end_s(self) -> int:
+        return self.start_s + self.width_s
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,5 +121,14 @@ class Store(Protocol):
         """Set (replace) the reference profile of a model version; `meta` must be JSON-serialisable."""
 
     def get_reference(self, model: str, version: str) -> tuple[bytes, dict[str, Any]] | None: ...
+
+    def write_states(self, records: Sequence[StateRecord]) -> None:
+        """Add each state to the stored one of its (kind, model, version, start, collector_id), all or none."""
+
+    def read_states(self, kind: str, model: str, version: str, start_s: float, end_s: float) -> list[tuple[int, bytes]]:
+        """(window start, blob) of every stored state overlapping [start_s, end_s), one per collector, oldest first."""
+
+    def labels(self) -> LabelStore:
+        """The label join's tables in this store (collector.label_store)."""
 
     def close(self) -> None: ...

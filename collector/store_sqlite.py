@@ -15,6 +15,11 @@ Concurrency: one writer connection behind a lock, one read-only connection per r
 readers run while the writer commits). Writes are read-merge-write inside `BEGIN IMMEDIATE`, so several
 processes may share a file (they then serialise on SQLite's lock, waiting up to `busy_timeout_s`). Rollup
 buckets merge the parts of every collector; raw windows keep one row per collector_id.
+
+Per-window states of other kinds (performance, operations; collector.state_kinds) live in `states`, one row per
+(kind, model, version, start, collector_id), added to on every write and merged by the reader; they have no
+rollups (a day of 60-s windows is 1,440 rows). The label join keeps its own tables on the same file
+(`labels()`, collector.label_store_sqlite), written through `transaction()` behind the same writer lock.
 """
 
 from __future__ import annotations
@@ -25,11 +30,15 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any
 
 from collector.sketches import ColumnKey, Profile
-from collector.store import ModelInfo, StoreError, WindowRecord
+from collector.state_store_sqlite import STATES_SCHEMA, read_states, write_states
+from collector.store import ModelInfo, StateRecord, StoreError, WindowRecord
+
+if TYPE_CHECKING:
+    from collector.label_store_sqlite import SQLiteLabelStore
 
 __all__ = ["DEFAULT_TIERS", "SCHEMA_VERSION", "SQLiteStore"]
 
@@ -85,6 +94,7 @@ class SQLiteStore:
         self._closed = False
         self._writer = self._connect(readonly=False)
         self.tiers = self._init_schema(tiers)
+        self._labels: SQLiteLabelStore | None = None
 
     # -- connections ----------------------------------------------------------------------------------------
     def _connect(self, readonly: bool) -> sqlite3.Connection:
@@ -93,6 +103,11 @@ class SQLiteStore:
         conn.execute(f"PRAGMA busy_timeout = {self._busy_ms}")
         if not readonly:
             conn.execute("PRAGMA journal_mode = WAL")
+            # The label join writes rows at random keys: each commit dirties a page per label. A 64 MB cache keeps
+            # the index pages it searches in memory, and a checkpoint every 10,000 pages (40 MB of WAL) rather
+            # than SQLite's 1,000 copies each page back once per many commits instead of once per commit.
+            conn.execute("PRAGMA cache_size = -65536")
+            conn.execute("PRAGMA wal_autocheckpoint = 10000")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
@@ -105,6 +120,27 @@ class SQLiteStore:
             with self._lock:
                 self._readers.append(conn)
         return conn
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        """The writer connection inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any exception), holding the writer
+        lock: other tables on this file (the label join's) write through it."""
+        return self._write()
+
+    def snapshot(self) -> AbstractContextManager[sqlite3.Connection]:
+        """This thread's read-only connection inside one read transaction."""
+        return self._snapshot()
+
+    def labels(self) -> SQLiteLabelStore:
+        """The label join's tables on this file (created on first use)."""
+        with self._lock:
+            labels = self._labels
+        if labels is None:
+            from collector.label_store_sqlite import SQLiteLabelStore
+
+            labels = SQLiteLabelStore(self)
+            with self._lock:
+                self._labels = labels = self._labels or labels
+        return labels
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -124,7 +160,8 @@ class SQLiteStore:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} has schema {version}; this predwatch reads up to {SCHEMA_VERSION}")
-            for statement in _SCHEMA.split(";\n"):  # not executescript(): it would COMMIT our transaction
+            # not executescript(): it would COMMIT our transaction
+            for statement in (_SCHEMA + STATES_SCHEMA).split(";\n"):
                 if statement.strip():
                     db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -213,7 +250,17 @@ class SQLiteStore:
                 (model, version, bytes(blob), text, time.time()),
             )
 
+    def write_states(self, records: Sequence[StateRecord]) -> None:
+        with self._write() as db:
+            write_states(db, records)
+
     # -- reads ----------------------------------------------------------------------------------------------
+    def read_states(self, kind: str, model: str, version: str, start_s: float, end_s: float) -> list[tuple[int, bytes]]:
+        if end_s <= start_s:
+            return []
+        with self._snapshot() as db:
+            return read_states(db, kind, model, version, start_s, end_s)
+
     def read_profile(
         self, model: str, version: str, start_s: float, end_s: float, columns: Iterable[ColumnKey] | None = None
     ) -> Profile:

@@ -98,8 +98,7 @@ class WindowAggregator:
         rows = batch_rows(batch)
         if rows == 0:
             return True
-        now = self.clock()
-        t = batch.time_s if math.isfinite(batch.time_s) and batch.time_s <= now + self.max_future_s else now
+        t = self.event_time(batch.time_s)
         key = (batch.model, batch.version, int(t // self.width_s) * self.width_s)
         with self._lock:
             window = self._open.get(key)
@@ -123,6 +122,15 @@ class WindowAggregator:
                 window.profile.merge(part)
                 window.sketching = [c for c in window.sketching if c is not chunk]
         return True
+
+    def event_time(self, time_s: float) -> float:
+        """The time a row counts at: its own, or now when that is not finite or more than max_future_s ahead."""
+        now = self.clock()
+        return time_s if math.isfinite(time_s) and time_s <= now + self.max_future_s else now
+
+    def window_start(self, time_s: float) -> int:
+        """The start of the window a row of event time `time_s` belongs to (the label join attributes by it)."""
+        return int(self.event_time(time_s) // self.width_s) * self.width_s
 
     # -- flush --------------------------------------------------------------------------------------------
     def due(self, now: float | None = None) -> list[WindowRecord]:

@@ -77,6 +77,10 @@ class Labeller:
             if response.status_code < 300:
                 self.sent += len(ids)
                 return
+            if response.status_code == 404 and "no data seen" in response.text:
+                # the first predictions are still on their way to the collector: try again in a second
+                self.pending.extend((now + 1.0, i, label) for _, i, label in due)
+                return
             if not _missing_route(response):
                 return  # refused (unknown ids, bad token): nothing to retry
             self.use_sdk = True
@@ -142,7 +146,11 @@ def replay(
             labeller.flush(client)
             if rate > 0:
                 time.sleep(max(0.0, 1.0 / rate - (time.monotonic() - started)))
+        deadline = time.monotonic() + 15  # the last labels may wait for their predictions to reach the collector
         labeller.flush(client, everything=True)
+        while labeller.pending and time.monotonic() < deadline:
+            time.sleep(0.5)
+            labeller.flush(client, everything=True)
     if labeller.use_sdk:
         instrument.flush()
         stats.labels_via = "sdk"

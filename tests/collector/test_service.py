@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 
 from collector.ingest import Overloaded
-from collector.records import ActualsBatch, InferenceBatch, PredictSpan
+from collector.records import ActualsBatch, InferenceBatch, MetricPoint, PredictSpan
 from collector.service import CollectorService
 from collector.settings import CollectorSettings
+from collector.state_kinds import OPERATIONS, PERFORMANCE
 from collector.store import WindowRecord
 from collector.store_sqlite import SQLiteStore
 
@@ -196,3 +197,52 @@ def test_flushers_run_on_the_timer_and_once_finally(store: FlakyStore) -> None:
     assert service.stop()
     assert set(calls[:-1]) == {False} and calls[-1] is True
     assert service.handler_errors >= 3
+
+
+class FlakyStatesStore(FlakyStore):
+    """State writes fail too while `failing` is set."""
+
+    def write_states(self, records: Sequence[Any]) -> None:
+        if self.failing:
+            raise OSError("disk full")
+        super().write_states(records)
+
+
+def test_predictions_actuals_and_operations_reach_their_states(tmp_path: Path) -> None:
+    store = FlakyStatesStore(str(tmp_path / "states.db"))
+    clock = Clock()
+    service = CollectorService(store, settings(), clock=clock)
+    labeled = InferenceBatch(
+        "churn", "3", T0 + 1, ["a", "b"], {"x": [1.0, 2.0]}, {"label": [1, 0]}, task="binary_classification"
+    )
+    span = PredictSpan("churn", "3", T0 + 2, 0.01, True, 2, resource={"service.instance.id": "pod-1"})
+    cpu = MetricPoint("process.cpu.utilization", "gauge", T0 + 3, 0.5, resource={"service.instance.id": "pod-1"})
+    service._sink([labeled, span, cpu, ActualsBatch("churn", None, T0 + 5, ["a", "b"], [1, 1])])
+    assert service.windows.read_profile(store, "churn", "3", T0, T0 + 60).rows == 2  # the windows saw them first
+    assert service.labels.counters["actuals_matched"] == 2  # the buffer was written before the actuals joined
+    service.labels.flush()
+    [(start, state)] = service.states.read(PERFORMANCE, "churn", "3", T0, T0 + 60)
+    assert (start, state.count) == (T0, 2)
+    assert [s for s, _ in service.states.read(OPERATIONS, "", "", T0, T0 + 60)] == [T0]  # the process state
+    health = service.health()
+    assert health["labels"]["pairs"] == 2 and health["states"]["open"] == 3
+    store.failing = True
+    clock.now = T0 + 120
+    service._flush_states(final=False)
+    assert service.health()["states"]["write_errors"] == 1
+    store.failing = False
+    assert service.stop()  # the stop writes what the failed tick could not
+    assert [s for s, _ in store.read_states(PERFORMANCE, "churn", "3", T0, T0 + 60)] == [T0]
+    assert len(store.read_states(OPERATIONS, "churn", "3", T0, T0 + 60)) == 1
+    store.close()
+
+
+def test_states_that_cannot_be_written_at_stop_are_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("collector.service.time.sleep", lambda s: None)
+    store = FlakyStatesStore(str(tmp_path / "states.db"))
+    service = CollectorService(store, settings(), clock=Clock())
+    service._sink([PredictSpan("churn", "3", T0 + 2, 0.01, True, 2)])
+    store.failing = True
+    assert not service.stop()
+    assert service.lost_states == 1
+    store.close()

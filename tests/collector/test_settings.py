@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from collector.settings import Address, CollectorSettings, load_settings, parse_address, read_config, unprotected_binds
+from collector.settings import (
+    Address,
+    CollectorSettings,
+    load_settings,
+    parse_address,
+    parse_duration,
+    read_config,
+    unprotected_binds,
+)
 
 
 @pytest.mark.parametrize(
@@ -143,3 +151,26 @@ def test_values_are_validated(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_body_bytes must be positive"):
         CollectorSettings(max_body_bytes=0)
     assert Address("::1", 1).family.name == "AF_INET6"
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("90", 90.0), (90, 90.0), ("30s", 30.0), ("10m", 600.0), ("12h", 43_200.0), (" 7d ", 604_800.0)],
+)
+def test_label_ttl_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text, "label_ttl") == seconds
+
+
+def test_label_ttl_from_the_flag_or_the_file(tmp_path: Path) -> None:
+    assert load_settings().label_ttl_s == 7 * 86_400
+    config = tmp_path / "predwatch.toml"
+    config.write_text('label_ttl = "2d"\n')
+    assert load_settings(config_path=config).label_ttl_s == 2 * 86_400
+    assert load_settings(config_path=config, label_ttl="36h").label_ttl_s == 36 * 3600  # the flag wins
+    config.write_text("label_ttl = 600\n")
+    assert load_settings(config_path=config).label_ttl_s == 600
+    for bad in ("0", "-1d", "soon", "inf", "nan", ""):
+        with pytest.raises(ValueError, match="label_ttl"):
+            load_settings(label_ttl=bad)
+    with pytest.raises(ValueError, match="label_ttl must be a positive number of seconds"):
+        CollectorSettings(label_ttl_s=0)
