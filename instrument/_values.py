@@ -13,6 +13,7 @@ import decimal
 import random
 import zlib
 from collections.abc import Sequence
+from time import time_ns
 from typing import Any
 
 import numpy as np
@@ -131,17 +132,20 @@ def tensor_array(tensor: Any) -> np.ndarray[Any, Any]:
 
 
 def new_ids(n: int) -> list[str]:
-    """n random 128-bit prediction ids as 32 hex characters.
+    """n prediction ids of 128 bits as 32 hex characters: 48 bits of Unix milliseconds, then 80 random bits.
 
+    Time first (as UUIDv7 does) so ids made close together sort close together: the collector's label join
+    then finds them on neighbouring pages, about 2.5x faster than with fully random ids (benchmarks/label_join).
     From `random` (reseeded after fork by the standard library), not `os.urandom`: ids need uniqueness, not
     secrecy, and os.urandom releases the GIL, which on a busy server costs a wait to get it back.
     """
-    if n == 1:
-        return [f"{_getrandbits(128):032x}"]
     if n <= 0:
         return []
-    text = _getrandbits(128 * n).to_bytes(16 * n, "little").hex()
-    return [text[i : i + 32] for i in range(0, 32 * n, 32)]
+    prefix = f"{(time_ns() // 1_000_000) & 0xFFFFFFFFFFFF:012x}"
+    if n == 1:
+        return [f"{prefix}{_getrandbits(80):020x}"]
+    text = _getrandbits(80 * n).to_bytes(10 * n, "little").hex()
+    return [prefix + text[i : i + 20] for i in range(0, 20 * n, 20)]
 
 
 _SCALE = float(2**32)

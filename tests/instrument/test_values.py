@@ -351,10 +351,22 @@ def test_new_ids_are_unique_over_100k() -> None:
     assert len(set(batch) | set(singles)) == 100_000 + 1000
 
 
-def test_new_ids_use_all_hex_digits_in_every_position() -> None:
+def test_new_ids_use_all_hex_digits_in_every_random_position() -> None:
     ids = new_ids(5000) + [new_ids(1)[0] for _ in range(5000)]
-    for position in range(32):
+    for position in range(12, 32):  # the first 12 are the time in milliseconds
         assert len({one[position] for one in ids}) == 16, position
+
+
+def test_new_ids_start_with_the_time_so_they_sort_by_creation() -> None:
+    import time
+
+    before = time.time_ns() // 1_000_000
+    ids = new_ids(3)
+    after = time.time_ns() // 1_000_000
+    assert {one[:12] for one in ids} == {ids[0][:12]}
+    assert before <= int(ids[0][:12], 16) <= after
+    time.sleep(0.002)
+    assert new_ids(1)[0] > ids[0]
 
 
 def test_new_ids_differ_after_fork() -> None:
