@@ -26,7 +26,7 @@ import anyio.to_thread
 from starlette.requests import Request
 from starlette.responses import Response
 
-from collector.api_common import ApiError, Endpoint, json_response, read_json_body, resolve_version
+from collector.api_common import ApiError, Endpoint, json_response, parse_json_object, read_json_body, resolve_version
 from collector.label_store import MAX_ID_LENGTH
 from collector.otlp_extract import MAX_NAME_LENGTH
 from collector.records import ActualsBatch
@@ -42,17 +42,7 @@ _KEYS = frozenset(("model", "version", "ids", "actuals"))
 def parse_actuals(raw: bytes, now_s: float) -> ActualsBatch:
     """The request as an ActualsBatch; ApiError 400 (not JSON) or 422 (wrong shape). Values are checked against
     the model's task later, once the model is known (`LabelJoin.problem`)."""
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "the body is not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, 'the body must be a JSON object: {"model": "...", "ids": [...], "actuals": [...]}')
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise ApiError(422, f"unknown keys {unknown}; the body holds {sorted(_KEYS)}")
+    data = parse_json_object(raw, _KEYS, '{"model": "...", "ids": [...], "actuals": [...]}')
     model, version = data.get("model"), data.get("version")
     if not isinstance(model, str) or not 0 < len(model) <= MAX_NAME_LENGTH:
         raise ApiError(422, f"'model' must name the model (1 to {MAX_NAME_LENGTH} characters)")

@@ -197,3 +197,20 @@ def reference_help(model: str, version: str) -> dict[str, Any]:
 def _shell(word: str) -> str:
     safe = word and all(c.isalnum() or c in "-_.:/" for c in word)
     return word if safe else "'" + word.replace("'", "'\\''") + "'"
+
+
+def parse_json_object(raw: bytes, keys: frozenset[str] | set[str], shape: str) -> dict[str, Any]:
+    """A JSON object body holding only `keys`; ApiError 400 (not JSON) or 422 (not an object, unknown keys).
+    `shape` shows the expected body in the message."""
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ApiError(400, "the body is not valid JSON: nested too deeply") from None
+    if not isinstance(data, dict):
+        raise ApiError(422, f"the body must be a JSON object: {shape}")
+    unknown = sorted(set(data) - set(keys))
+    if unknown:
+        raise ApiError(422, f"unknown keys {unknown}; the body holds {sorted(keys)}")
+    return data

@@ -22,7 +22,6 @@ names the model's task when the collector has not seen it yet.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Mapping
 from functools import partial
@@ -38,6 +37,7 @@ from collector.api_common import (
     endpoint,
     json_response,
     model_param,
+    parse_json_object,
     read_json_body,
     reference_help,
     resolve_version,
@@ -85,17 +85,7 @@ class Upload:
 
 def parse_upload(raw: bytes, max_columns: int) -> Upload:
     """The checked upload; ApiError 400 (not JSON) or 422 (wrong shape)."""
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"the body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise ApiError(400, "the body is not valid JSON: nested too deeply") from None
-    if not isinstance(data, dict):
-        raise ApiError(422, 'the body must be a JSON object: {"inputs": {"<column>": [...]}, "outputs": {...}}')
-    unknown = sorted(set(data) - _KEYS)
-    if unknown:
-        raise ApiError(422, f"unknown keys {unknown}; the body holds {sorted(_KEYS)}")
+    data = parse_json_object(raw, _KEYS, '{"inputs": {"<column>": [...]}, "outputs": {...}}')
     inputs, outputs = _group(data, "inputs"), _group(data, "outputs")
     if not inputs and not outputs:
         raise ApiError(422, "the reference has no columns: give 'inputs' and/or 'outputs'")
