@@ -70,7 +70,7 @@ def sdk_payloads(count: int, seed: int = 0) -> list[bytes]:
     instrument.flush()
     records = exporter.get_finished_logs()
     _runtime.reset_for_tests()
-    return [gzip.compress(encode_logs([r]).SerializeToString(), compresslevel=1, mtime=0) for r in records]
+    return [gzip.compress(encode_logs([r]), compresslevel=1, mtime=0) for r in records]
 
 
 @contextlib.contextmanager

@@ -27,7 +27,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,11 +62,22 @@ DEFAULT_VARIANTS = ("bare", "recorded", "sampled", "untraced", "monitored")
 
 
 # --- the servers (child processes) ----------------------------------------------------------------------------
+SERVER_CPU = 1  # with --pin, the servers run on this CPU, the load generator and the OTLP sink on the others
+
+
+def _pin(cpu: int) -> Callable[[], None]:
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def can_pin() -> bool:
+    return (
+        hasattr(os, "sched_setaffinity") and SERVER_CPU in os.sched_getaffinity(0) and len(os.sched_getaffinity(0)) > 1
+    )
+
+
 def _asgi_app(variant: Variant) -> Any:
-    from starlette.applications import Starlette
-    from starlette.requests import Request
-    from starlette.responses import JSONResponse
-    from starlette.routing import Route
+    from fastapi import FastAPI
+    from pydantic import BaseModel
 
     import instrument
 
@@ -74,14 +85,28 @@ def _asgi_app(variant: Variant) -> Any:
     def model(rows: list[list[float]]) -> list[float]:
         return [0.5] * len(rows)
 
-    async def predict(request: Request) -> JSONResponse:
-        rows = (await request.json())["instances"]
-        return JSONResponse({"predictions": model(rows) if variant.monitored else [0.5] * len(rows)})
+    class PredictRequest(BaseModel):
+        instances: list[list[float]]
 
-    app = Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+    class PredictResponse(BaseModel):
+        predictions: list[float]
+
+    async def predict(request: PredictRequest) -> PredictResponse:
+        rows = request.instances
+        return PredictResponse(predictions=model(rows) if variant.monitored else [0.5] * len(rows))
+
+    # The annotations are strings here (postponed evaluation) naming local classes: FastAPI needs the classes.
+    predict.__annotations__ = {"request": PredictRequest, "return": PredictResponse}
+    app = FastAPI()
+    app.post("/predict")(predict)
+
     if variant.middleware is not None:
         app.add_middleware(
-            instrument.ASGIMiddleware, model="bench", version="1", task="binary_classification", **variant.middleware
+            instrument.ASGIMiddleware,  # type: ignore[arg-type]  # Starlette's factory protocol
+            model="bench",
+            version="1",
+            task="binary_classification",
+            **variant.middleware,
         )
     return app
 
@@ -143,9 +168,9 @@ def serve(kind: str, name: str, endpoint: str) -> None:
 
 
 @contextlib.contextmanager
-def server(kind: str, variant: str, endpoint: str) -> Iterator[tuple[int, int]]:
+def server(kind: str, variant: str, endpoint: str, pin: bool) -> Iterator[tuple[int, int]]:
     cmd = [sys.executable, "-m", "benchmarks.middleware", "--serve", kind, variant, endpoint]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, preexec_fn=_pin(SERVER_CPU) if pin else None)
     try:
         assert proc.stdout is not None
         port = int(proc.stdout.readline())
@@ -203,24 +228,41 @@ def load(port: int, pid: int, seconds: float, connections: int) -> tuple[float, 
 
 
 def run(
-    seconds: float = 2.0, rounds: int = 5, connections: int = 16, variants: Sequence[str] = DEFAULT_VARIANTS
+    seconds: float = 1.0,
+    rounds: int = 8,
+    connections: int = 16,
+    variants: Sequence[str] = DEFAULT_VARIANTS,
+    kinds: Sequence[str] = SERVERS,
+    pin: bool = True,
 ) -> dict[str, float]:
-    names = ["bare", *(v for v in variants if v != "bare")]
-    results: dict[str, float] = {}
+    names = [v for v in variants if v != "bare"]
+    pin = pin and can_pin()
+    if pin:  # this process and the sink it starts: off the servers' CPU
+        os.sched_setaffinity(0, os.sched_getaffinity(0) - {SERVER_CPU})
+    results: dict[str, float] = {"pinned": float(pin)}
     with contextlib.ExitStack() as stack:
         endpoint = stack.enter_context(otlp_sink())
-        servers = {(k, v): stack.enter_context(server(k, v, endpoint)) for k in SERVERS for v in names}
+        servers = {(k, v): stack.enter_context(server(k, v, endpoint, pin)) for k in kinds for v in ["bare", *names]}
         for port, pid in servers.values():
             load(port, pid, 1.0, connections)  # warm-up: imports, first-call set-up
         samples: dict[tuple[str, str], list[tuple[float, float, float]]] = {key: [] for key in servers}
+        bare_pairs: dict[str, list[float]] = {k: [] for k in kinds}
         for _ in range(rounds):
-            for key, (port, pid) in servers.items():
-                samples[key].append(load(port, pid, seconds, connections))
+            for kind in kinds:
+                # bare, each variant, bare again: each variant is compared with the mean of the two bare runs
+                # around it, seconds apart, so that drift in the machine's speed hits both alike.
+                before = load(*servers[(kind, "bare")], seconds, connections)
+                for name in names:
+                    samples[(kind, name)].append(load(*servers[(kind, name)], seconds, connections))
+                after = load(*servers[(kind, "bare")], seconds, connections)
+                samples[(kind, "bare")] += [before, after]
+                bare_pairs[kind].append((before[0] + after[0]) / 2)
     for (kind, name), values in samples.items():
         results[f"{kind}_{name}_rps"] = statistics.median(v[0] for v in values)
         results[f"{kind}_{name}_server_cpu"] = statistics.median(v[1] for v in values)
-        # Loss against the bare server of the same round (measured seconds apart), then the median of rounds.
-        losses = [1.0 - v[0] / bare[0] for v, bare in zip(values, samples[(kind, "bare")], strict=True)]
+        if name == "bare":
+            continue
+        losses = [1.0 - v[0] / bare for v, bare in zip(values, bare_pairs[kind], strict=True)]
         results[f"{kind}_{name}_loss"] = statistics.median(losses)
         results[f"{kind}_{name}_loss_min"], results[f"{kind}_{name}_loss_max"] = min(losses), max(losses)
     results["client_cpu_max"] = max(v[2] for values in samples.values() for v in values)
@@ -233,27 +275,32 @@ def report(results: dict[str, float]) -> str:
     lines = [
         "Middleware cost: requests/s of a trivial predict endpoint; loss vs bare in the same round, median (range)"
     ]
-    titles = {"asgi": "Starlette + uvicorn", "wsgi": "Flask + werkzeug threaded"}
+    titles = {"asgi": "FastAPI + uvicorn", "wsgi": "Flask + werkzeug threaded"}
     for kind in SERVERS:
         for name, variant in VARIANTS.items():
             key = f"{kind}_{name}"
             if f"{key}_rps" not in r:
                 continue
-            spread = f"({100 * r[f'{key}_loss_min']:.0f} to {100 * r[f'{key}_loss_max']:.0f})"
+            spread = "" if name == "bare" else f"({100 * r[f'{key}_loss_min']:.0f} to {100 * r[f'{key}_loss_max']:.0f})"
             loss = "" if name == "bare" else f"  {100 * r[f'{key}_loss']:5.1f} % fewer {spread}"
             cpu = f"server cpu {100 * r[f'{key}_server_cpu']:3.0f} %"
             lines.append(f"  {titles[kind]:<26}{variant.label:<32}{r[f'{key}_rps']:7.0f} req/s  {cpu}{loss}")
-    lines.append(f"  load generator CPU at most {100 * r['client_cpu_max']:.0f} % of a core ({r['cpus']:.0f} CPUs)")
+    where = f"servers pinned to CPU {SERVER_CPU}, load and sink on the others" if r["pinned"] else "servers not pinned"
+    lines.append(
+        f"  load generator CPU at most {100 * r['client_cpu_max']:.0f} % of a core ({r['cpus']:.0f} CPUs; {where})"
+    )
     lines.append("  target: at most 10 % fewer requests per second with the middleware")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.0)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--no-pin", action="store_true", help="let the OS place the servers (default: one CPU)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"of {', '.join(VARIANTS)}")
+    parser.add_argument("--servers", default=",".join(SERVERS), help="asgi (FastAPI), wsgi (Flask) or both")
     parser.add_argument("--serve", nargs=3, metavar=("KIND", "VARIANT", "ENDPOINT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -263,7 +310,10 @@ def main() -> None:
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         parser.error(f"unknown variants {sorted(unknown)}; choose from {', '.join(VARIANTS)}")
-    print(report(run(args.seconds, args.rounds, args.connections, variants)))
+    kinds = [k for k in args.servers.split(",") if k]
+    if not kinds or set(kinds) - set(SERVERS):
+        parser.error(f"--servers takes {' or '.join(SERVERS)}")
+    print(report(run(args.seconds, args.rounds, args.connections, variants, kinds, not args.no_pin)))
 
 
 if __name__ == "__main__":

@@ -211,6 +211,8 @@ class ASGIMiddleware:
         self, runtime: _runtime.Runtime, scope: Scope, path: str, route_path: str, capture: bool
     ) -> Exchange | None:
         host = user_agent = length = None
+        carried = False
+        context_headers = self.http.context_headers()[0]
         for name, value in scope["headers"]:
             if name == b"host":
                 host = value.decode("latin-1")
@@ -218,6 +220,8 @@ class ASGIMiddleware:
                 length = int(value) if value.isdigit() else None
             elif name == b"user-agent":
                 user_agent = value.decode("latin-1")
+            elif name in context_headers:
+                carried = True
         client = scope.get("client")
         return self.http.begin(
             runtime,
@@ -234,6 +238,7 @@ class ASGIMiddleware:
             carrier=scope,
             getter=_SCOPE_GETTER,
             request_length=length,
+            carried=carried,
         )
 
     @staticmethod

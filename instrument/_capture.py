@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,7 +18,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
 from instrument import semconv
-from instrument._guard import count_dropped
+from instrument._guard import count_dropped, fault
 from instrument._inputs import Columns, UnsupportedInput, input_columns
 from instrument._outputs import output_columns
 from instrument._payload import Payload, estimate_bytes
@@ -26,7 +27,16 @@ if TYPE_CHECKING:
     from instrument._monitor import ModelMonitor
     from instrument._runtime import Runtime
 
-__all__ = ["CaptureJob", "Captured", "approx_bytes", "coalesce", "end_span", "error_type", "snapshot"]
+__all__ = [
+    "CaptureJob",
+    "Captured",
+    "approx_bytes",
+    "coalesce",
+    "end_span",
+    "error_type",
+    "prepare_jobs",
+    "snapshot",
+]
 
 
 def error_type(exc: BaseException) -> str:
@@ -62,6 +72,10 @@ def snapshot(obj: Any) -> Any:
 
 def approx_bytes(obj: Any, n: int) -> int:
     """What a snapshot holds, roughly, for the bound on pending payload memory."""
+    if type(obj) is list:
+        first = obj[0] if obj else None
+        width = len(first) if type(first) is list or type(first) is dict else 1
+        return 64 + 16 * max(n, 1) * max(width, 1)
     nbytes = getattr(obj, "nbytes", None)
     if isinstance(nbytes, int):
         return nbytes + 64
@@ -183,6 +197,123 @@ class CaptureJob:
                 runtime.emit(payload)
 
 
+_INT64 = 1 << 63
+
+
+def _row_batch_key(job: CaptureJob) -> tuple[Any, ...] | None:
+    """A key under which calls convert as one batch exactly as they would one by one, or None.
+
+    That holds for lists of rows (lists of one width, or dicts with the same keys in the same order) whose
+    outputs are lists of plain values of one type: each row and each output then converts on its own, and
+    the type decides how an output is read (a float is a score, an int a label). Single-row calls from the
+    HTTP middleware are the case that matters: converting 64 of them as one batch costs about as much as
+    converting two of them one by one.
+    """
+    x, y, ids = job.inputs, job.outputs, job.ids
+    if job.columns_ready or type(x) is not list or type(y) is not list or not x or len(x) != len(y):
+        return None
+    if len(ids) != len(x):
+        return None
+    first = x[0]
+    kind = type(first)
+    layout: Any
+    if kind is list:
+        layout = len(first)
+        if any(type(row) is not list or len(row) != layout for row in x):
+            return None
+    elif kind is dict:
+        layout = tuple(first)
+        if any(type(row) is not dict or tuple(row) != layout for row in x):
+            return None
+    else:
+        return None
+    out = type(y[0])
+    if out not in (float, str, bool, int) or any(type(v) is not out for v in y):
+        return None
+    if out is int and any(not -_INT64 <= v < _INT64 for v in y):
+        return None  # numpy would read a column holding this one as objects
+    rate = job.rate if job.keep is not None else None
+    return (id(job.monitor), kind, layout, out, rate)
+
+
+def _prepare_batch(runtime: Runtime, group: list[CaptureJob]) -> Captured | None:
+    """Calls with one `_row_batch_key`, converted together; their spans ended one by one."""
+    first = group[0]
+    rows: list[Any] = []
+    outputs: list[Any] = []
+    ids: list[str] = []
+    for job in group:
+        keep = job.keep
+        if keep is None or len(keep) == len(job.ids):
+            rows.extend(job.inputs)
+            outputs.extend(job.outputs)
+            ids.extend(job.ids)
+        else:
+            rows.extend([job.inputs[i] for i in keep])
+            outputs.extend([job.outputs[i] for i in keep])
+            ids.extend([job.ids[i] for i in keep])
+    start_ns = min(job.start_ns for job in group)
+    batch = CaptureJob(first.monitor, rows, outputs, ids, None, first.rate, len(ids), None, None, start_ns, None)
+    columns = batch._columns(runtime.settings.max_string_len)
+    if columns is None:
+        return None
+    inputs, outputs_columns = columns
+    monitor = first.monitor
+    features = tuple(inputs)
+    announce = list(features) if features != monitor.span_features else None
+    monitor.span_features = features
+    span_context = None
+    for job in group:
+        span = end_span(
+            runtime, monitor, job.span, job.context, None, job.n, True, job.start_ns, job.duration_ns, announce
+        )
+        announce = None
+        span_context = span.get_span_context()
+    rate = first.rate if first.keep is not None else None
+    return Captured(monitor, rate, start_ns, span_context if len(group) == 1 else None, ids, inputs, outputs_columns)
+
+
+def prepare_jobs(runtime: Runtime, jobs: list[CaptureJob]) -> list[Captured]:
+    """Convert a drain's sampled calls and end their spans; rows of calls that allow it convert as batches."""
+    captured: list[Captured] = []
+
+    def one_by_one(group: list[CaptureJob]) -> None:
+        for job in group:
+            try:
+                prepared = job.prepare(runtime)
+            except Exception as exc:
+                fault("worker.payload", exc)
+                continue
+            if prepared is not None:
+                captured.append(prepared)
+
+    groups: dict[tuple[Any, ...], list[CaptureJob]] = {}
+    for job in jobs:
+        try:
+            key = _row_batch_key(job)
+        except Exception as exc:
+            fault("worker.batch", exc)
+            key = None
+        if key is None:
+            one_by_one([job])
+        else:
+            groups.setdefault(key, []).append(job)
+    for group in groups.values():
+        if len(group) == 1:
+            one_by_one(group)
+            continue
+        try:
+            prepared = _prepare_batch(runtime, group)
+        except Exception as exc:
+            fault("worker.batch", exc)
+            prepared = None
+        if prepared is not None:
+            captured.append(prepared)
+        else:  # the batch could not be read: each call on its own, with its own counts
+            one_by_one(group)
+    return captured
+
+
 @dataclass(slots=True)
 class Captured:
     """One call's captured rows, ready to be sent."""
@@ -212,9 +343,9 @@ def coalesce(captured: list[Captured], max_event_bytes: int) -> list[Payload]:
         if len(group) == 1:
             ids, inputs, outputs, span_context = first.ids, first.inputs, first.outputs, first.span_context
         else:
-            ids = [i for c in group for i in c.ids]
-            inputs = {k: [v for c in group for v in c.inputs[k]] for k in first.inputs}
-            outputs = {k: [v for c in group for v in c.outputs[k]] for k in first.outputs}
+            ids = list(chain.from_iterable([c.ids for c in group]))
+            inputs = {k: list(chain.from_iterable([c.inputs[k] for c in group])) for k in first.inputs}
+            outputs = {k: list(chain.from_iterable([c.outputs[k] for c in group])) for k in first.outputs}
             span_context = None
         attrs = {**first.monitor.event_attributes, semconv.ATTR_PAYLOAD_ROWS: len(ids)}
         if first.rate is not None:

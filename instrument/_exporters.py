@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from instrument._encode import encode_logs
+from instrument._encode_spans import encode_spans
 from instrument._guard import count_dropped, fault
 
 __all__ = ["ForkSafeLogExporter", "ForkSafeMetricExporter", "ForkSafeSpanExporter", "otlp_exporters"]
@@ -114,22 +115,36 @@ class ForkSafeMetricExporter(MetricExporter):
         self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
 
 
+def _export_encoded(exporter: Any, encode: Callable[[Any], bytes], batch: Sequence[Any], what: str) -> bool:
+    """Encode with our encoder, then send through the OpenTelemetry exporter's own HTTP client (retries,
+    back-off, compression, headers unchanged)."""
+    if exporter._shutdown:
+        return False
+    try:
+        data = encode(batch)
+    except Exception as exc:
+        fault(f"encode.{what}", exc)
+        return False
+    if len(data) > exporter._max_request_size:
+        count_dropped("request_too_large", len(batch), f"a batch of {what} of {len(data)} bytes was too large")
+        return False
+    return bool(exporter._client.export(data).success)
+
+
 class PayloadLogExporter(OTLPLogExporter):
-    """OTLPLogExporter with the fast encoder for columnar bodies (see _encode); HTTP and retries unchanged."""
+    """OTLPLogExporter with the direct encoder (see _encode): payload bodies cost little to encode."""
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
-        if self._shutdown:
-            return LogRecordExportResult.FAILURE
-        try:
-            data = encode_logs(batch).SerializeToString()
-        except Exception as exc:
-            fault("encode.logs", exc)
-            return LogRecordExportResult.FAILURE
-        if len(data) > self._max_request_size:
-            count_dropped("request_too_large", len(batch), f"a batch of payloads of {len(data)} bytes was too large")
-            return LogRecordExportResult.FAILURE
-        result = self._client.export(data)
-        return LogRecordExportResult.SUCCESS if result.success else LogRecordExportResult.FAILURE
+        ok = _export_encoded(self, encode_logs, batch, "logs")
+        return LogRecordExportResult.SUCCESS if ok else LogRecordExportResult.FAILURE
+
+
+class LightSpanExporter(OTLPSpanExporter):
+    """OTLPSpanExporter with the direct span encoder (see _encode_spans)."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        ok = _export_encoded(self, encode_spans, spans, "spans")
+        return SpanExportResult.SUCCESS if ok else SpanExportResult.FAILURE
 
 
 def _gzip_fast(data: bytes) -> bytes:
@@ -149,7 +164,7 @@ def otlp_exporters(
 ) -> tuple[ForkSafeSpanExporter, ForkSafeLogExporter, ForkSafeMetricExporter]:
     common: dict[str, Any] = {"headers": dict(headers), "timeout": timeout_s, "compression": Compression.Gzip}
     return (
-        ForkSafeSpanExporter(_use_fast_gzip(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces", **common))),
+        ForkSafeSpanExporter(_use_fast_gzip(LightSpanExporter(endpoint=f"{endpoint}/v1/traces", **common))),
         ForkSafeLogExporter(_use_fast_gzip(PayloadLogExporter(endpoint=f"{endpoint}/v1/logs", **common))),
         ForkSafeMetricExporter(
             _use_fast_gzip(OTLPMetricExporter(endpoint=f"{endpoint}/v1/metrics", preferred_temporality=DELTA, **common))

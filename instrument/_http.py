@@ -91,7 +91,9 @@ def id_header_value(ids: list[str], limit: int) -> str | None:
     if not ids:
         return None
     value = ",".join(ids)
-    if not _HEADER_TEXT.fullmatch(value) or value.count(",") != len(ids) - 1:
+    if value.isalnum() and value.isascii():  # one id of ASCII letters and digits (the SDK's are hex)
+        pass
+    elif not _HEADER_TEXT.fullmatch(value) or value.count(",") != len(ids) - 1:
         value = ",".join(quote(i, safe="") for i in ids)
     if len(value) > limit:
         count_dropped(HEADER_TOO_LONG, 1, f"{len(ids)} prediction ids do not fit in the {ID_HEADER} header")
@@ -134,6 +136,56 @@ class HttpMonitor:
         from opentelemetry import propagate  # not at import: it loads the configured propagators (~80 ms)
 
         self.propagate = propagate.extract
+        self._textmap = propagate.get_global_textmap
+        self._fields: tuple[object, frozenset[bytes], frozenset[str]] = (None, frozenset(), frozenset())
+
+    def context_headers(self) -> tuple[frozenset[bytes], frozenset[str]]:
+        """The headers the propagators read, as ASGI names (lower-case bytes) and WSGI environ keys: a request
+        without any of them has no incoming context, and extracting it can be skipped."""
+        textmap = self._textmap()
+        cached = self._fields
+        if cached[0] is not textmap:
+            names = [name.lower() for name in textmap.fields]
+            cached = (
+                textmap,
+                frozenset(name.encode("latin-1") for name in names),
+                frozenset("HTTP_" + name.upper().replace("-", "_") for name in names),
+            )
+            self._fields = cached  # one tuple: a concurrent request sees the old fields or the new ones
+        return cached[1], cached[2]
+
+    def _attributes(
+        self,
+        method: str,
+        known: bool,
+        scheme: str,
+        path: str,
+        route: str | None,
+        host: str | None,
+        server: tuple[str, int] | None,
+        client: str | None,
+        user_agent: str | None,
+        protocol: str | None,
+    ) -> dict[str, Any]:
+        """The server span's HTTP semantic-convention attributes."""
+        attrs: dict[str, Any] = {_METHOD: method if known else "_OTHER", url_attributes.URL_SCHEME: scheme}
+        if not known:
+            attrs[http_attributes.HTTP_REQUEST_METHOD_ORIGINAL] = method
+        attrs[url_attributes.URL_PATH] = path
+        if route is not None:
+            attrs[_ROUTE] = route
+        address, port = _host_port(host, server)
+        if address:
+            attrs[server_attributes.SERVER_ADDRESS] = address
+        if port is not None:
+            attrs[server_attributes.SERVER_PORT] = port
+        if client:
+            attrs[client_attributes.CLIENT_ADDRESS] = client
+        if user_agent:
+            attrs[user_agent_attributes.USER_AGENT_ORIGINAL] = user_agent
+        if protocol:
+            attrs[network_attributes.NETWORK_PROTOCOL_VERSION] = protocol
+        return attrs
 
     def begin(
         self,
@@ -151,35 +203,33 @@ class HttpMonitor:
         carrier: Any,
         getter: Any,
         request_length: int | None,
+        carried: bool = True,
     ) -> Exchange | None:
-        """Open the server span (or adopt an enclosing one) for a request; None after a fault."""
+        """Open the server span (or adopt an enclosing one) for a request; None after a fault. `carried`: the
+        request has one of the `context_headers()`."""
         t0 = perf_counter_ns()
         try:
             outer = trace.get_current_span()
             if outer.is_recording() and getattr(outer, "kind", None) is SpanKind.SERVER:
                 span, context = None, otel_context.get_current()  # already traced by an OpenTelemetry middleware
             else:
-                parent = self.propagate(carrier, getter=getter)
+                parent = self.propagate(carrier, getter=getter) if carried else None
                 known = method in _METHODS
-                attrs: dict[str, Any] = {_METHOD: method if known else "_OTHER", url_attributes.URL_SCHEME: scheme}
-                if not known:
-                    attrs[http_attributes.HTTP_REQUEST_METHOD_ORIGINAL] = method
-                attrs[url_attributes.URL_PATH] = path
-                if route is not None:
-                    attrs[_ROUTE] = route
-                address, port = _host_port(host, server)
-                if address:
-                    attrs[server_attributes.SERVER_ADDRESS] = address
-                if port is not None:
-                    attrs[server_attributes.SERVER_PORT] = port
-                if client:
-                    attrs[client_attributes.CLIENT_ADDRESS] = client
-                if user_agent:
-                    attrs[user_agent_attributes.USER_AGENT_ORIGINAL] = user_agent
-                if protocol:
-                    attrs[network_attributes.NETWORK_PROTOCOL_VERSION] = protocol
                 name = (method if known else "HTTP") + (f" {route}" if route is not None else "")
-                span = runtime.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
+                tracer = runtime.tracer
+                if getattr(tracer, "attributes_unused", False):  # the SDK's own tracer, sampled without them
+                    span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
+                    if span.is_recording():
+                        span.set_attributes(
+                            self._attributes(
+                                method, known, scheme, path, route, host, server, client, user_agent, protocol
+                            )
+                        )
+                else:
+                    attrs = self._attributes(
+                        method, known, scheme, path, route, host, server, client, user_agent, protocol
+                    )
+                    span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
                 context = trace.set_span_in_context(span, parent)
             return Exchange(self, runtime, span, context, t0, method, capture, request_length)
         except Exception as exc:

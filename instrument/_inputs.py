@@ -36,10 +36,13 @@ class UnsupportedInput(Exception):
         self.reason = reason
 
 
+_POSITIONAL = [f"f{i}" for i in range(64)]
+
+
 def _names(width: int, features: Sequence[str] | None) -> list[str]:
     if features is not None and len(features) == width:
         return list(features)
-    return [f"f{i}" for i in range(width)]
+    return _POSITIONAL[:width] if width <= len(_POSITIONAL) else [f"f{i}" for i in range(width)]
 
 
 def _module_of(obj: object) -> str:
@@ -166,6 +169,8 @@ def _from_rows(rows: Sequence[Any], features: Sequence[str] | None, max_len: int
     if width > MAX_FEATURES:
         raise UnsupportedInput("too_many_features", f"inputs have {width} features per row (cap {MAX_FEATURES})")
     names = _names(width, features)
+    if len(rows) == 1:  # one row (an HTTP request's, typically): its values cleaned together, not a column each
+        return {name: [v] for name, v in zip(names, clean_list(list(rows[0]), max_len), strict=True)}, 1
     return {name: clean_list(col, max_len) for name, col in zip(names, zip(*rows, strict=True), strict=True)}, len(rows)
 
 
@@ -223,8 +228,8 @@ def row_count(obj: Any, features: Sequence[str] | None) -> int:
             first = next(iter(obj.values()), None)
             if not _is_sequence(first):
                 return 1  # a row: input_columns reads a dict as columns only when every value is a sequence
-        elif kind is list and obj and type(obj[0]) is dict:
-            return len(obj)
+        elif kind is list and obj and (type(obj[0]) is dict or type(obj[0]) is list):
+            return len(obj)  # rows
         if isinstance(obj, np.ndarray):
             return _array_rows(obj.shape, bool(obj.dtype.names), features)
         module = _module_of(obj)

@@ -27,19 +27,19 @@ from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from instrument import semconv
 from instrument._aggregate import DESCRIPTIONS, CallAggregates, add_metrics
-from instrument._capture import CaptureJob, coalesce
+from instrument._capture import CaptureJob, coalesce, prepare_jobs
 from instrument._config import Settings, load_settings
 from instrument._exporters import otlp_exporters
 from instrument._guard import STATS, fault
 from instrument._payload import Payload
 from instrument._resources import register_resource_metrics
+from instrument._spans import LightTracerProvider
 from instrument._version import __version__
 from instrument._worker import Worker
 
@@ -91,8 +91,13 @@ class Runtime:
                 settings.endpoint, settings.headers, settings.export_timeout_s
             )
             if _is_unset(tracer_provider):
-                tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-                tracer_provider.add_span_processor(BatchSpanProcessor(spans, schedule_delay_millis=2000))
+                # The SDK's own spans only: a lighter recorder behind OpenTelemetry's API (see _spans).
+                # Bigger batches than OpenTelemetry's default 512: a traced server makes two spans per request,
+                # and each export costs an HTTP round trip and a gzip set-up.
+                processor = BatchSpanProcessor(
+                    spans, schedule_delay_millis=2000, max_queue_size=8192, max_export_batch_size=2048
+                )
+                tracer_provider = LightTracerProvider(resource, processor)
                 self._owned.append(tracer_provider)
             if _is_unset(meter_provider):
                 reader = PeriodicExportingMetricReader(
@@ -184,18 +189,16 @@ class Runtime:
 
     def _run_jobs(self, jobs: list[Callable[[Runtime], None]]) -> None:
         """Payload jobs of one drain: sampled calls are converted, then sent coalesced; others run as they are."""
-        captured = []
+        sampled = []
         for job in jobs:
+            if isinstance(job, CaptureJob):
+                sampled.append(job)
+                continue
             try:
-                if isinstance(job, CaptureJob):
-                    prepared = job.prepare(self)
-                    if prepared is not None:
-                        captured.append(prepared)
-                else:
-                    job(self)
+                job(self)
             except Exception as exc:
                 fault("worker.payload", exc)
-        for payload in coalesce(captured, self.settings.max_event_bytes):
+        for payload in coalesce(prepare_jobs(self, sampled), self.settings.max_event_bytes):
             self.emit(payload)
 
     def emit(self, payload: Payload) -> None:

@@ -141,11 +141,25 @@ def new_ids(n: int) -> list[str]:
     """
     if n <= 0:
         return []
-    prefix = f"{(time_ns() // 1_000_000) & 0xFFFFFFFFFFFF:012x}"
+    prefix = _prefix(time_ns() // 1_000_000)
     if n == 1:
         return [f"{prefix}{_getrandbits(80):020x}"]
     text = _getrandbits(80 * n).to_bytes(10 * n, "little").hex()
     return [prefix + text[i : i + 20] for i in range(0, 20 * n, 20)]
+
+
+_last_prefix: tuple[int, str] = (-1, "")
+
+
+def _prefix(ms: int) -> str:
+    """The hex of the millisecond, formatted once per millisecond rather than once per call."""
+    global _last_prefix
+    last = _last_prefix
+    if last[0] == ms:
+        return last[1]
+    text = f"{ms & 0xFFFFFFFFFFFF:012x}"
+    _last_prefix = (ms, text)
+    return text
 
 
 _SCALE = float(2**32)

@@ -29,12 +29,13 @@ ALERT = {
 }
 
 RECORDER = """
-import json, os, pathlib, sys
+import json, os, pathlib, sys, time
 out = pathlib.Path(sys.argv[1])
-n = len(list(out.glob("run-*.json")))
 body = sys.stdin.read()
-(out / f"run-{n}.json").write_text(json.dumps({"stdin": json.loads(body), "rule": os.environ["PREDWATCH_RULE"],
-                                                 "model": os.environ["PREDWATCH_MODEL"], "argv": sys.argv[2:]}))
+# A name of its own: runs of two versions go at the same time (counting the files here would race).
+record = {"stdin": json.loads(body), "rule": os.environ["PREDWATCH_RULE"], "model": os.environ["PREDWATCH_MODEL"],
+          "argv": sys.argv[2:]}
+(out / f"run-{time.time_ns()}-{os.getpid()}.json").write_text(json.dumps(record))
 print("noise on stdout")
 print("the end of stderr", file=sys.stderr)
 sys.exit(int(sys.argv[2]) if len(sys.argv) > 2 else 0)

@@ -26,6 +26,7 @@ import datasketches as ds
 import grpc
 import numpy as np
 import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2_grpc import LogsServiceStub
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
@@ -212,7 +213,7 @@ def test_grpc_path_with_the_sdk_encoder(tmp_path: Path) -> None:
     x = rng.normal(size=(300, 2))
     monitor.log({"a": x[:, 0], "b": x[:, 1]}, x.sum(axis=1))
     assert instrument.flush()
-    request = encode_logs(exporter.get_finished_logs())
+    request = ExportLogsServiceRequest.FromString(encode_logs(exporter.get_finished_logs()))
     _runtime.reset_for_tests()
     with serve(tmp_path, grpc_on=True, ingest_tokens=("tok",)) as running:
         with grpc.insecure_channel(f"127.0.0.1:{running.grpc_port}") as channel:

@@ -116,4 +116,4 @@ def test_whole_requests_are_identical() -> None:
         logger.emit(body="plain text log", attributes={"x": 1})
         logger.emit(body=None)
     batch = exporter.get_finished_logs()
-    assert encode_logs(batch) == sdk_encode_logs(batch)
+    assert encode_logs(batch) == sdk_encode_logs(batch).SerializeToString()
