@@ -1,18 +1,19 @@
 """Requests per second of a trivial predict endpoint with and without the ASGI/WSGI middleware.
 
-    .venv/bin/python -m benchmarks.middleware [--seconds 2] [--rounds 5] [--connections 16] [--variants ...]
+    .venv/bin/python -m benchmarks.middleware [--seconds 2] [--rounds 6] [--servers asgi,wsgi] [--variants ...]
 
-One run measures a Starlette app under uvicorn and a Flask app under werkzeug's threaded server (one JSON row
-of 20 features in, one score out), each bare and with the middleware: with its defaults (every request traced
-and its bodies recorded), with 10 % of requests traced and recorded, with nothing sampled (the fixed cost:
-spans not recording, no payload; ids, metrics and body parsing still run), and around an app whose predict is
-an `@instrument.monitor` function. Each server runs in its own process with the SDK's own pipeline, exporting
-over OTLP/HTTP to a do-nothing sink in another process; the load comes from this process (pure Python,
-asyncio, HTTP/1.1 on loopback; werkzeug closes the connection after each response, so its clients reconnect).
-Variants take turns for `--rounds` rounds of `--seconds` each; each loss is taken against the bare server of
-the same round, and the median over rounds is reported with its range, so that drift in the machine's speed
-hits them alike. Each server's CPU share is printed beside it: a uvicorn server well below
-a full core means the machine was busy with something else during the run.
+One run measures a FastAPI app under uvicorn and a Flask app under werkzeug's threaded server (one JSON row of
+20 features in, one score out, validated by pydantic on FastAPI), each bare and with the middleware: with its
+defaults (every request traced and its bodies recorded), with 10 % of requests traced and recorded, with
+nothing sampled (the fixed cost: spans not recording, no payload; ids, metrics and body parsing still run),
+and around an app whose predict is an `@instrument.monitor` function. Each server runs in its own process with
+the SDK's own pipeline, exporting over OTLP/HTTP to a do-nothing sink in another process; the load comes from
+this process (pure Python, asyncio, HTTP/1.1 on loopback; werkzeug closes the connection after each response,
+so its clients reconnect). The servers are pinned to one CPU and the load generator and sink to the others
+(`--no-pin` to let the OS place them), so that a server gets one whole core and nothing else runs on it.
+In each round a kind's variants run one after the other between two runs of its bare server, and each loss is
+taken against the mean of those two; the median over rounds is reported with its range. The machines this
+runs on are shared and noisy: nothing else should run meanwhile, and one run is the unit to compare within.
 """
 
 from __future__ import annotations
@@ -228,8 +229,8 @@ def load(port: int, pid: int, seconds: float, connections: int) -> tuple[float, 
 
 
 def run(
-    seconds: float = 1.0,
-    rounds: int = 8,
+    seconds: float = 2.0,
+    rounds: int = 6,
     connections: int = 16,
     variants: Sequence[str] = DEFAULT_VARIANTS,
     kinds: Sequence[str] = SERVERS,
@@ -295,8 +296,8 @@ def report(results: dict[str, float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=1.0)
-    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--no-pin", action="store_true", help="let the OS place the servers (default: one CPU)")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"of {', '.join(VARIANTS)}")
