@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CaptureJob",
     "Captured",
+    "DeferredCapture",
     "approx_bytes",
     "coalesce",
     "end_span",
@@ -114,6 +115,16 @@ def end_span(
         span.record_exception(exc)
     span.end(end_time=start + duration_ns if start is not None and duration_ns is not None else None)
     return span
+
+
+class DeferredCapture:
+    """A sampled call whose inputs are read on the worker thread: `resolve` makes its CaptureJob (or None, after
+    counting why). The HTTP middleware parses request bodies there rather than on the request's path."""
+
+    __slots__ = ()
+
+    def resolve(self, runtime: Runtime) -> CaptureJob | None:
+        raise NotImplementedError
 
 
 @dataclass(slots=True)

@@ -16,12 +16,16 @@ Two cases for ids. (a) The application calls an `@instrument.monitor` function: 
 `ID_SINK` list the middleware installs, they go in the header (those of every such call in the request, in
 order), and the middleware records nothing itself. (b) Otherwise the middleware maps the JSON bodies to inputs
 and outputs and records them through its own `ModelMonitor` (latency: from the request's arrival to its
-complete response; parent: the server span), which makes the ids.
+complete response; parent: the server span), which makes the ids. With the default mapping and generated ids
+the request's path stays short (`Exchange._defer`): the response gives the row count, hence the ids and the
+call's metrics, and the request body goes to the worker thread, which parses it only when a row is sampled.
+A custom `extract` or an `id_column` needs both bodies at once, and both are parsed on the request's path.
 
 Not recorded in case (b): a response with status >= 400, a request without a body (GET, OPTIONS), bodies over
-`max_body_bytes` or not JSON (both counted in `predwatch.sdk.dropped`). An exception from the application is a
-failed prediction (a `predict` span with status ERROR, no payload). Every method here guards itself: faults
-are counted, never raised.
+`max_body_bytes` or not JSON (both counted in `predwatch.sdk.dropped`; a request body that is not JSON is
+found, and counted, only when its row was sampled: the prediction itself, read from the response, is counted
+in the metrics). An exception from the application is a failed prediction (a `predict` span with status ERROR,
+no payload). Every method here guards itself: faults are counted, never raised.
 """
 
 from __future__ import annotations
@@ -47,10 +51,20 @@ from opentelemetry.semconv.attributes import (
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from instrument import _runtime
-from instrument._capture import error_type
+from instrument._capture import CaptureJob, DeferredCapture, end_span, error_type
+from instrument._context import LAST_IDS
 from instrument._guard import count_dropped, fault
-from instrument._http_extract import NOT_JSON, Extractor, default_extract, parse_json, request_inputs
-from instrument._monitor import MISSING, ModelMonitor
+from instrument._http_extract import (
+    NOT_JSON,
+    Extractor,
+    default_extract,
+    parse_json,
+    request_inputs,
+    response_outputs,
+    response_rows,
+)
+from instrument._monitor import MISSING, ModelMonitor, wall_time_ns
+from instrument._values import new_ids, sample_rows
 
 __all__ = ["ID_HEADER", "Exchange", "HttpMonitor"]
 
@@ -130,6 +144,9 @@ class HttpMonitor:
         self.monitor = ModelMonitor(model, version, **monitor_options)
         self.extract: Extractor = extract if extract is not None else default_extract
         self.custom_extract = extract is not None
+        # The default mapping with generated ids: the response alone gives the row count, so the request body is
+        # parsed on the worker thread, and only for sampled requests (see Exchange._defer).
+        self.deferred = extract is None and self.monitor.id_column is None
         self.max_body_bytes = max_body_bytes
         self.max_id_header_bytes = max_id_header_bytes
         self.trace_all_routes = bool(trace_all_routes)
@@ -235,6 +252,56 @@ class HttpMonitor:
         except Exception as exc:
             fault("http.begin", exc)
             return None
+
+
+class HttpCapture(DeferredCapture):
+    """A sampled request of case (b): its request body, parsed on the worker thread."""
+
+    __slots__ = ("context", "duration_ns", "ids", "keep", "monitor", "outputs", "rate", "request", "start_ns")
+
+    def __init__(
+        self,
+        monitor: ModelMonitor,
+        request: bytes,
+        outputs: Any,
+        ids: list[str],
+        keep: list[int] | None,
+        rate: float,
+        context: Context,
+        start_ns: int,
+        duration_ns: int,
+    ) -> None:
+        self.monitor = monitor
+        self.request = request
+        self.outputs = outputs
+        self.ids = ids
+        self.keep = keep
+        self.rate = rate
+        self.context = context
+        self.start_ns = start_ns
+        self.duration_ns = duration_ns
+
+    def resolve(self, runtime: _runtime.Runtime) -> CaptureJob | None:
+        monitor, n = self.monitor, len(self.ids)
+        doc = parse_json(self.request)
+        if doc is NOT_JSON:
+            count_dropped(NOT_JSON_BODY, 1, "a request on a monitored route is not JSON")
+            end_span(runtime, monitor, None, self.context, None, n, False, self.start_ns, self.duration_ns)
+            return None
+        inputs = request_inputs(doc)  # parsed here: nobody else holds it, no copy needed
+        return CaptureJob(
+            monitor,
+            inputs,
+            self.outputs,
+            self.ids,
+            self.keep,
+            self.rate,
+            n,
+            self.context,
+            None,
+            self.start_ns,
+            self.duration_ns,
+        )
 
 
 class Exchange:
@@ -379,6 +446,12 @@ class Exchange:
             return None
         if not self.request_size:
             return None  # no body (GET, OPTIONS): nothing to record
+        if owner.deferred:
+            response = parse_json(body)
+            if response is NOT_JSON:
+                count_dropped(NOT_JSON_BODY, 1, f"a response on a monitored route is not JSON ({self.method})")
+                return None
+            return self._defer(chunks[0] if len(chunks) == 1 else b"".join(chunks), response)
         request = parse_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         response = parse_json(body) if request is not NOT_JSON else NOT_JSON
         if response is NOT_JSON:
@@ -393,6 +466,27 @@ class Exchange:
             return None
         inputs, outputs = pair
         return self._finish(inputs, outputs, None)
+
+    def _defer(self, request: bytes, response: Any) -> list[str] | None:
+        """Case (b) with the default mapping: ids from the response's row count, the call's metrics now, and the
+        request body handed to the worker (parsed there) only when a row is sampled. The same records as
+        `ModelMonitor.finish` makes, less work on the request's path."""
+        self.recorded = True
+        monitor = self.owner.monitor
+        runtime = self.runtime
+        outputs = response_outputs(response)
+        n = response_rows(outputs)
+        ids = new_ids(n)
+        t0 = self.t0
+        duration_ns = perf_counter_ns() - t0
+        rate = runtime.sample_rate if monitor.sample_rate is None else monitor.sample_rate
+        sampled, keep = sample_rows(ids, rate)
+        if sampled:
+            job = HttpCapture(monitor, request, outputs, ids, keep, rate, self.context, wall_time_ns(t0), duration_ns)
+            runtime.worker.put_payload(job, len(request) + 64 * n + 256)
+        runtime.worker.put_call((monitor, duration_ns / 1e9, None, n))
+        LAST_IDS.set(ids)
+        return ids
 
     def _finish(self, inputs: Any, outputs: Any, exc: BaseException | None) -> list[str] | None:
         self.recorded = True

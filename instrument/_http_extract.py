@@ -24,7 +24,15 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["NOT_JSON", "Extractor", "default_extract", "parse_json", "request_inputs", "response_outputs"]
+__all__ = [
+    "NOT_JSON",
+    "Extractor",
+    "default_extract",
+    "parse_json",
+    "request_inputs",
+    "response_outputs",
+    "response_rows",
+]
 
 Extractor = Callable[[Any, Any], "tuple[Any, Any] | None"]
 
@@ -142,6 +150,18 @@ def response_outputs(doc: Any) -> Any:
     elif type(doc) is list:
         return _rows_to_columns(doc)
     return doc
+
+
+def response_rows(outputs: Any) -> int:
+    """How many predictions `response_outputs` holds, by the rules outputs are read with: a list has a row per
+    element, a dict of equal-length lists a row per position, anything else is one row."""
+    if type(outputs) is list:
+        return len(outputs)
+    if type(outputs) is dict:
+        values = list(outputs.values())
+        if values and all(type(v) is list for v in values) and len({len(v) for v in values}) == 1:
+            return len(values[0])
+    return 1
 
 
 def default_extract(request: Any, response: Any) -> tuple[Any, Any]:

@@ -29,9 +29,9 @@ from instrument._config import parse_sample_rate
 from instrument._context import ID_SINK, LAST_IDS
 from instrument._guard import fault
 from instrument._inputs import Columns, UnsupportedInput, input_columns, row_count
-from instrument._values import new_ids, sample_mask
+from instrument._values import new_ids, sample_rows
 
-__all__ = ["MISSING", "ModelMonitor"]
+__all__ = ["MISSING", "ModelMonitor", "wall_time_ns"]
 
 MISSING = object()  # the wrapped call had no input argument
 _MAX_ERROR_TYPES = 32
@@ -182,14 +182,7 @@ class ModelMonitor:
                 ids = new_ids(0 if x is MISSING else row_count(x, self.features))
             n = len(ids)
 
-            if rate >= 1.0:
-                sampled = n > 0
-                keep = None  # rows to capture: all
-            elif rate <= 0.0:
-                sampled = False
-            else:
-                keep = [i for i, take in enumerate(sample_mask(ids, rate)) if take]
-                sampled = bool(keep)
+            sampled, keep = sample_rows(ids, rate)
             if sampled:
                 job = CaptureJob(
                     monitor=self,
@@ -201,13 +194,13 @@ class ModelMonitor:
                     n=n,
                     context=otel_context.get_current() if span is None else None,
                     span=span,
-                    start_ns=_wall(t0),
+                    start_ns=wall_time_ns(t0),
                     duration_ns=duration_ns,
                     columns_ready=columns is not None,
                 )
                 sampled = runtime.worker.put_payload(job, approx_bytes(x, n))
             if not sampled and (span is not None or (exc is not None and duration_ns is not None)):
-                end_span(runtime, self, span, None, exc, n, False, _wall(t0), duration_ns)
+                end_span(runtime, self, span, None, exc, n, False, wall_time_ns(t0), duration_ns)
 
             runtime.worker.put_call(
                 (self, None if duration_ns is None else duration_ns / 1e9, None if exc is None else error_type(exc), n)
@@ -255,6 +248,6 @@ class ModelMonitor:
         return [v if type(v) is str else str(v) for v in values], columns
 
 
-def _wall(t0_perf_ns: int) -> int:
+def wall_time_ns(t0_perf_ns: int) -> int:
     """The wall-clock time (ns since the epoch) at which perf_counter_ns() read t0."""
     return time_ns() - (perf_counter_ns() - t0_perf_ns)

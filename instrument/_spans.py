@@ -38,6 +38,7 @@ __all__ = ["LightSpan", "LightTracer", "LightTracerProvider", "SpanEvent"]
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
 _UNSET = Status(StatusCode.UNSET)
+_LOW_64 = (1 << 64) - 1  # the bits of a trace id that TraceIdRatioBased compares with its bound
 _MAX_ATTRIBUTES = 128  # OpenTelemetry's default span limits
 _MAX_EVENTS = 128
 _SCALARS = (str, bool, int, float)
@@ -197,6 +198,31 @@ class LightSpan(trace.Span):
         return f"LightSpan({self.name!r}, trace_id={context.trace_id:032x}, span_id={context.span_id:016x})"
 
 
+def _parent_based_bound(sampler: sampling.Sampler) -> int | None:
+    """For `ParentBased(root)` with the default delegates (follow a parent's sampled flag) and a root that is
+    ALWAYS_ON, ALWAYS_OFF or a `TraceIdRatioBased` (the samplers OTEL_TRACES_SAMPLER names): the bound on a
+    root's trace id (its low 64 bits) below which it is sampled. None for any other sampler."""
+    if not isinstance(sampler, sampling.ParentBased):
+        return None
+    delegates = vars(sampler)
+    defaults = {
+        "_remote_parent_sampled": sampling.ALWAYS_ON,
+        "_remote_parent_not_sampled": sampling.ALWAYS_OFF,
+        "_local_parent_sampled": sampling.ALWAYS_ON,
+        "_local_parent_not_sampled": sampling.ALWAYS_OFF,
+    }
+    if any(delegates.get(name) is not default for name, default in defaults.items()):
+        return None
+    root = delegates.get("_root")
+    if root is sampling.ALWAYS_ON:
+        return _LOW_64 + 1
+    if root is sampling.ALWAYS_OFF:
+        return 0
+    if type(root) is sampling.TraceIdRatioBased:
+        return root.bound
+    return None
+
+
 def _reads_no_attributes(sampler: sampling.Sampler) -> bool:
     if type(sampler) is sampling.ParentBased:
         delegates = [value for value in vars(sampler).values() if isinstance(value, sampling.Sampler)]
@@ -210,7 +236,7 @@ class LightTracer(trace.Tracer):
     ) -> None:
         self.processor = processor
         self.sampler = sampler
-        self.default_sampler = sampler is sampling.DEFAULT_ON
+        self.root_bound = _parent_based_bound(sampler)
         # OpenTelemetry's own samplers decide without looking at attributes: a caller may then build a span's
         # attributes only once the span turns out to record.
         self.attributes_unused = _reads_no_attributes(sampler)
@@ -231,8 +257,9 @@ class LightTracer(trace.Tracer):
         current = trace.get_current_span(context).get_span_context()
         parent = current if current.is_valid else None
         trace_id = current.trace_id if parent is not None else random.getrandbits(128) or 1
-        if self.default_sampler:  # parent-based, always on: the same decision without the sampler's objects
-            if parent is not None and not parent.trace_flags.sampled:
+        bound = self.root_bound
+        if bound is not None:  # parent-based with the default delegates: its decision, without its objects
+            if not (parent.trace_flags.sampled if parent is not None else trace_id & _LOW_64 < bound):
                 return NonRecordingSpan(SpanContext(trace_id, random.getrandbits(64) or 1, False, _NOT_SAMPLED))
             flags, trace_state, extra = _SAMPLED, parent.trace_state if parent is not None else None, attributes
         else:

@@ -20,7 +20,16 @@ import numpy as np
 
 from instrument._guard import count_coerced
 
-__all__ = ["array_values", "clean_list", "clean_value", "is_sampled", "new_ids", "sample_mask", "tensor_array"]
+__all__ = [
+    "array_values",
+    "clean_list",
+    "clean_value",
+    "is_sampled",
+    "new_ids",
+    "sample_mask",
+    "sample_rows",
+    "tensor_array",
+]
 
 _getrandbits = random.getrandbits
 INT64_MIN = -(2**63)
@@ -176,6 +185,16 @@ def is_sampled(prediction_id: str, rate: float) -> bool:
     if rate <= 0.0:
         return False
     return zlib.crc32(prediction_id.encode("utf-8", "surrogatepass")) < rate * _SCALE
+
+
+def sample_rows(ids: Sequence[str], rate: float) -> tuple[bool, list[int] | None]:
+    """(any row sampled?, the rows to capture, None meaning all) for a call's ids."""
+    if rate >= 1.0:
+        return bool(ids), None
+    if rate <= 0.0:
+        return False, None
+    keep = [i for i, take in enumerate(sample_mask(ids, rate)) if take]
+    return bool(keep), keep
 
 
 def sample_mask(ids: Sequence[str], rate: float) -> list[bool]:

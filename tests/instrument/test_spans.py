@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -160,3 +161,18 @@ def test_a_recording_span_reads_as_one(make: Callable[[Any], bool]) -> None:
     assert make(span)
     span.end()
     assert not span.is_recording()
+
+
+@pytest.mark.parametrize("sampler", [sampling.ParentBasedTraceIdRatio(0.3), sampling.TraceIdRatioBased(0.3)])
+def test_ratio_sampling_picks_the_same_traces(sampler: sampling.Sampler) -> None:
+    providers, exporters = pair(sampler)
+    for provider in providers:
+        random.seed(7)  # both tracers draw their ids from `random`, in the same order
+        tracer = provider.get_tracer("t")
+        for _ in range(300):
+            root = tracer.start_span("root")
+            tracer.start_span("child", context=trace.set_span_in_context(root)).end()
+            root.end()
+    sdk, light = ({(s.name, s.context.trace_id) for s in e.get_finished_spans()} for e in exporters)
+    assert light == sdk
+    assert 100 < len(light) < 260  # about 30 % of 300 traces, two spans each
