@@ -70,6 +70,28 @@ def test_gauges_and_gpu(monkeypatch: pytest.MonkeyPatch) -> None:
     provider.shutdown()
 
 
+def test_memory_in_use_leaves_out_what_the_driver_reserves(monkeypatch: pytest.MonkeyPatch) -> None:
+    # NVML's version-2 memory info (drivers since 510) reports the driver's reservation apart; version 1 counts
+    # it as used, which made the gauge read 0.6 GiB above nvidia-smi on an H200 (tests/device/nvml_check.py).
+    module = fake_nvml([("GPU-aaa", 0, 5 * 2**30, 80 * 2**30)])
+    module.nvmlMemory_v2 = object()  # type: ignore[attr-defined]
+    reserved = 600 * 2**20
+
+    def memory_info(handle: Any, version: Any = None) -> Any:
+        used = handle[2] if version is module.nvmlMemory_v2 else handle[2] + reserved  # type: ignore[attr-defined]
+        return types.SimpleNamespace(used=used, total=handle[3], reserved=reserved)
+
+    module.nvmlDeviceGetMemoryInfo = memory_info  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pynvml", module)
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
+    register_resource_metrics(provider.get_meter("t"))
+    points = collect(reader)
+    assert [p.value for p in points["hw.gpu.memory.usage"]] == [5 * 2**30]
+    assert [p.value for p in points["hw.gpu.memory.limit"]] == [80 * 2**30]
+    provider.shutdown()
+
+
 @pytest.mark.parametrize("nvml", [None, "failing"])
 def test_no_gpu_means_no_gpu_metrics(monkeypatch: pytest.MonkeyPatch, nvml: str | None) -> None:
     monkeypatch.setitem(sys.modules, "pynvml", None if nvml is None else fake_nvml([], fail_init=True))
