@@ -117,8 +117,17 @@ def encode_any(value: Any) -> bytes:
         return len_field(b"\x3a", value)
     if isinstance(value, np.ndarray):
         return encode_any(value.tolist())
-    if isinstance(value, bool | int | float | str) or value is None:
-        return _scalar(type(value)(value) if value is not None else None)
+    if value is None:
+        return b""
+    # Subclasses (str and int enums, say) as their base type's value, as OpenTelemetry's encoder sends them.
+    if isinstance(value, bool):
+        return _scalar(bool(value))
+    if isinstance(value, int):
+        return _scalar(int.__index__(value))
+    if isinstance(value, float):
+        return _scalar(float.__float__(value))
+    if isinstance(value, str):
+        return _scalar(str.__str__(value))
     raise TypeError(f"cannot encode {type(value).__qualname__} as an OTLP AnyValue")
 
 

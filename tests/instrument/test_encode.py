@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 from typing import Any
@@ -86,6 +87,19 @@ def test_random_bodies_encode_identically(seed: int) -> None:
     ],
 )
 def test_scalars_and_edges(value: Any) -> None:
+    assert AnyValue.FromString(encode_any(value)) == _encode_value(value)
+
+
+class Colour(str, enum.Enum):  # noqa: UP042 - the older form, whose str() is "Colour.RED"
+    RED = "red"
+
+
+class Size(enum.IntEnum):
+    BIG = 3
+
+
+@pytest.mark.parametrize("value", [Colour.RED, Size.BIG, [Colour.RED, Colour.RED], {"k": Size.BIG}])
+def test_subclasses_of_scalars_encode_as_their_values(value: Any) -> None:
     assert AnyValue.FromString(encode_any(value)) == _encode_value(value)
 
 
