@@ -2,7 +2,7 @@
 
     predwatch collector [--http 127.0.0.1:4318] [--grpc 127.0.0.1:4317|off] [--store sqlite:///predwatch.db]
                         [--window 60] [--config predwatch.toml] [--api-token T] [--ingest-token T]
-                        [--allow-unauthenticated] [--log-level info]
+                        [--label-ttl 7d] [--retention 90d|off] [--allow-unauthenticated] [--log-level info]
     predwatch reference set MODEL FILE [--version V] [--target COL] [--outputs COL,...] [--exclude COL,...]
                         [--format csv|parquet|json] [--url URL] [--token T]
     predwatch report MODEL [--version V] [--since 1h] [--wait S] [--json] [--url URL] [--token T]
@@ -23,7 +23,7 @@ import signal
 import socket
 import sqlite3
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -31,7 +31,7 @@ from collector import __version__
 from collector.settings import Address, CollectorSettings, load_settings, unprotected_binds
 from collector.store import Store, StoreError
 
-__all__ = ["DEFAULT_URL", "main", "open_store"]
+__all__ = ["DEFAULT_URL", "collector_settings", "main", "open_store"]
 
 DEFAULT_URL = "http://127.0.0.1:4318"
 logger = logging.getLogger("collector")
@@ -59,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="a TOML file with these settings, [thresholds], [sketches], [limits]")
     run.add_argument("--api-token", help="bearer token for the API and dashboard (or PREDWATCH_API_TOKEN)")
     run.add_argument("--ingest-token", help="bearer token for OTLP (or PREDWATCH_INGEST_TOKEN)")
+    run.add_argument(
+        "--label-ttl", help="how long predictions and actuals wait for each other: seconds, 30m, 12h, 7d (default 7d)"
+    )
+    run.add_argument(
+        "--retention",
+        help="delete per-window data (windows, rollups, states, label counts) that ended longer ago than this:"
+        " 30d, 12h ...; 0 or off keeps everything (default 90d)",
+    )
     run.add_argument(
         "--allow-unauthenticated",
         action="store_true",
@@ -138,22 +146,29 @@ def _ignore_signal(signum: int, frame: object) -> None:
     """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown; by then there is nothing left to do."""
 
 
+def collector_settings(args: argparse.Namespace, env: Mapping[str, str]) -> CollectorSettings:
+    """The settings of `predwatch collector ARGS`: its flags, then `env`, then the config file. Raises ValueError."""
+    return load_settings(
+        http=args.http,
+        grpc=args.grpc,
+        store=args.store,
+        window_s=args.window,
+        config_path=args.config,
+        api_token=args.api_token,
+        ingest_token=args.ingest_token,
+        allow_unauthenticated=args.allow_unauthenticated,
+        env=env,
+        label_ttl=args.label_ttl,
+        retention=args.retention,
+    )
+
+
 def _run_collector(args: argparse.Namespace) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
     try:
-        settings = load_settings(
-            http=args.http,
-            grpc=args.grpc,
-            store=args.store,
-            window_s=args.window,
-            config_path=args.config,
-            api_token=args.api_token,
-            ingest_token=args.ingest_token,
-            allow_unauthenticated=args.allow_unauthenticated,
-            env=os.environ,
-        )
+        settings = collector_settings(args, os.environ)
     except ValueError as exc:
         return _fail("collector", str(exc), 2)
     for what in unprotected_binds(settings):

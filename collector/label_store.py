@@ -12,6 +12,7 @@ without a version targets `ANY_VERSION`.
         labeled = tx.label_predictions(model_id, [("a1", 1), ("a2", 0)], ANY_VERSION)   # the ones labeled now
         tx.insert_actuals(model_id, [NewActual("a3", ANY_VERSION, 1)], received_s=now)      # pending
     store.expire(before_s=now - ttl, limit=5000)    # one bounded transaction; call again while it returns limit
+    store.delete_windows_before(cutoff, width_s=60, limit=5000)      # retention of the per-window counters
 
 `collector.label_store_sqlite.SQLiteLabelStore` is the embedded store. A PostgreSQL store shared by several
 collectors implements the same methods over the same tables, each transaction SERIALIZABLE (or locking the ids
@@ -143,6 +144,11 @@ class LabelStore(Protocol):
         """Drop up to `limit` predictions and `limit` pending actuals received before `before_s`, counting the
         unlabeled predictions and the actuals as expired; returns the larger of the two numbers dropped (call
         again while it equals `limit`)."""
+
+    def delete_windows_before(self, end_s: float, width_s: int, limit: int) -> int:
+        """Retention: delete up to `limit` per-window counters (`window_counts`) of windows of width `width_s` that
+        end before `end_s` (start + width_s < end_s), in one transaction; returns how many (call again while it
+        equals `limit`). Held predictions, pending actuals and the actuals counters are left to `expire`."""
 
     def tasks(self, model: str) -> dict[str, str | None]:
         """version -> task of every series of `model` (empty for a model never seen)."""

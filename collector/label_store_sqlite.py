@@ -118,7 +118,14 @@ QUERIES: dict[str, str] = {
     " WHERE received_s < ? ORDER BY received_s LIMIT ?",
     "delete_predictions": "DELETE FROM label_predictions WHERE model_id = ? AND id = ? AND series = ?",
     "expire_actuals": "SELECT model_id, id, series FROM label_actuals WHERE received_s < ? ORDER BY received_s LIMIT ?",
+    # one series' oldest counters: a range of the primary key (series, window_s)
+    "delete_windows": "DELETE FROM label_windows WHERE series = ? AND window_s IN"
+    " (SELECT window_s FROM label_windows WHERE series = ? AND window_s < ? ORDER BY window_s LIMIT ?)",
 }
+
+
+# Outside QUERIES (whose statements must all search an index): a scan, but of one row per model version.
+_ALL_SERIES = "SELECT series FROM label_series ORDER BY series"
 
 
 def id_key(pid: str) -> str | bytes:
@@ -272,6 +279,17 @@ class SQLiteLabelStore:
                 counts[expired] += 1
             SQLiteLabelTx(db).add_actual_counts(targets)
         return max(len(predictions), len(actuals))
+
+    def delete_windows_before(self, end_s: float, width_s: int, limit: int) -> int:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        left = limit
+        with self._store.transaction() as db:
+            for (series,) in db.execute(_ALL_SERIES).fetchall():
+                left -= db.execute(QUERIES["delete_windows"], (series, series, end_s - width_s, left)).rowcount
+                if left == 0:
+                    break
+        return limit - left
 
     def tasks(self, model: str) -> dict[str, str | None]:
         with self._store.snapshot() as db:

@@ -25,6 +25,7 @@ Computed when scraped (answers cached `cache_ttl_s`, so frequent scrapes cost no
     predwatch_ingest_records_total, predwatch_ingest_rows_total, predwatch_ingest_rejected_total{reason},
         predwatch_ingest_queue_records, predwatch_ingest_queue_bytes, predwatch_windows_open,
         predwatch_windows_written_total, predwatch_store_errors_total, predwatch_store_seconds{op} (summary)
+    predwatch_retention_deleted_total    {table: windows, states, label_windows}  rows deleted by retention
     predwatch_metrics_truncated          {what: models, features}  series left out of the last scrape
     predwatch_metrics_source_errors_total
 
@@ -85,6 +86,7 @@ class CollectorHealth:
     windows_written_total: float | None = None
     store_errors_total: float | None = None
     store_seconds: Mapping[str, tuple[float, float]] = field(default_factory=dict)  # op -> (count, sum of s)
+    retention_deleted_total: Mapping[str, float] = field(default_factory=dict)  # by table
 
 
 def health_from_status(status: Mapping[str, Any]) -> CollectorHealth:
@@ -101,6 +103,7 @@ def health_from_status(status: Mapping[str, Any]) -> CollectorHealth:
     if "rejected_rows" in windows:
         rejected["window_rows"] = windows["rejected_rows"]
     store = status.get("store") or {}
+    retention = status.get("retention") or {}
     return CollectorHealth(
         ingest_records_total=ingest.get("accepted"),
         ingest_rows_total=ingest.get("rows"),
@@ -111,6 +114,7 @@ def health_from_status(status: Mapping[str, Any]) -> CollectorHealth:
         windows_written_total=windows.get("written"),
         store_errors_total=windows.get("write_errors"),
         store_seconds={op: (v["count"], v["sum_s"]) for op, v in store.items() if isinstance(v, Mapping)},
+        retention_deleted_total=dict(retention.get("deleted") or {}),
     )
 
 
@@ -333,6 +337,13 @@ class PredwatchCollector(Collector):
             for op, (count, total) in sorted(h.store_seconds.items()):
                 latency.add_metric([_label(op)], count_value=int(count), sum_value=total)
             yield latency
+        if h.retention_deleted_total:
+            deleted = CounterMetricFamily(
+                "predwatch_retention_deleted", "per-window rows deleted by retention", labels=["table"]
+            )
+            for table, n in sorted(h.retention_deleted_total.items()):
+                deleted.add_metric([_label(table)], n)
+            yield deleted
 
 
 def register_metrics(registry: CollectorRegistry, source: MetricSource, **options: Any) -> PredwatchCollector:

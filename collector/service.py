@@ -1,7 +1,7 @@
 """The collector's pipeline: receivers -> Ingestor -> WindowAggregator -> store, with a flusher on a timer.
 
     service = CollectorService(store, settings)
-    service.start()                       # the ingest thread and the flusher thread
+    service.start()                       # the ingest, flusher and retention threads
     otlp_routes(service.ingestor, ...)    # receivers submit records to service.ingestor
     service.read_profile("churn", "3", start_s, end_s)      # stored windows + open ones
     service.stop()                        # SIGTERM: drain the queue, write every open window, stop the threads
@@ -16,7 +16,8 @@ performance and operations per window, written after the flushers on every tick 
 flusher or store that fails is logged and counted, never fatal: the windows (and states) a failed write held
 reopen and are written at the next flush.
 `reference(model, version)` decodes a stored reference once per upload; `models()`/`versions()` merge the
-store's model table with the open windows.
+store's model table with the open windows. `retention` (collector.retention) deletes stored per-window data
+older than `settings.retention_s` at start and then hourly, on its own thread, a bounded batch per transaction.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from collector.otlp_extract import Record
 from collector.performance import PerformanceState
 from collector.records import ActualsBatch, InferenceBatch, MetricPoint, PredictSpan
 from collector.reference import ReferenceProfile
+from collector.retention import Retention, store_sweeps
 from collector.settings import CollectorSettings
 from collector.sketches import ColumnKey, Profile
 from collector.state_kinds import OPERATIONS, PERFORMANCE
@@ -100,6 +102,7 @@ class CollectorService:
         self.add_handler(MetricPoint, lambda points: self._add_operations(self.operations.fold(points=points)))
         self.add_handler(PredictSpan, lambda spans: self._add_operations(self.operations.fold(spans=spans)))
         self.add_flusher(self.labels.flush)
+        self.retention = Retention(store_sweeps(store, settings.window_s), settings.retention_s, clock=clock)
 
     def _add_performance(self, model: str, version: str, window_s: int, state: PerformanceState) -> None:
         self.states.add(PERFORMANCE, model, version, window_s, state)
@@ -125,6 +128,7 @@ class CollectorService:
             self.ingestor.start()
             self._flusher = threading.Thread(target=self._flush_loop, name="predwatch-flusher", daemon=True)
             self._flusher.start()
+            self.retention.start()
 
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Refuse new records, deliver the queued ones, write every open window. True when nothing was lost.
@@ -134,6 +138,7 @@ class CollectorService:
             if self._stopped:
                 return self.lost_rows == 0
             self._stopped = True
+            self.retention.stop(timeout_s)  # first: the final writes below should not wait behind its batches
             drained = self.ingestor.stop(drain=True, timeout_s=timeout_s)
             self._stop.set()
             if self._flusher is not None:
@@ -319,5 +324,6 @@ class CollectorService:
                 "write_errors": self.states.write_errors,
             },
             "labels": self.labels.health(),
+            "retention": self.retention.health(),
             "operations": {"skipped": dict(self.operations.skipped), "dropped": dict(self.operations.deltas.dropped)},
         }

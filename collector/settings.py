@@ -13,6 +13,9 @@ The config file (TOML) holds the same names as the flags, plus tables for what h
     flush_interval = 5               # seconds between looks for closed windows
     label_ttl = "7d"                 # how long predictions wait for their actuals (and actuals for their
                                      # predictions): seconds, or 30m / 12h / 7d
+    retention = "90d"                # per-window data (sketch windows and rollups, performance and operations
+                                     # states, label counts) is deleted once it ended longer ago; 0 or "off"
+                                     # keeps everything. References and model metadata are always kept.
 
     [thresholds]                     # PSI bands and the smallest sample that may raise a status
     psi_warning = 0.1
@@ -56,7 +59,15 @@ from collector.drift import DriftThresholds
 from collector.otlp_decode import DEFAULT_MAX_BYTES
 from collector.sketches import SketchConfig
 
-__all__ = ["Address", "CollectorSettings", "load_settings", "parse_address", "parse_duration", "unprotected_binds"]
+__all__ = [
+    "Address",
+    "CollectorSettings",
+    "load_settings",
+    "parse_address",
+    "parse_duration",
+    "parse_retention",
+    "unprotected_binds",
+]
 
 ENV_API_TOKEN = "PREDWATCH_API_TOKEN"
 ENV_INGEST_TOKEN = "PREDWATCH_INGEST_TOKEN"
@@ -64,6 +75,7 @@ DEFAULT_HTTP = "127.0.0.1:4318"
 DEFAULT_GRPC = "127.0.0.1:4317"
 DEFAULT_STORE = "sqlite:///predwatch.db"
 DEFAULT_LABEL_TTL_S = 7 * 86_400.0
+DEFAULT_RETENTION_S = 90 * 86_400.0
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
 _OFF = ("off", "none", "")
 
@@ -110,15 +122,30 @@ def parse_address(text: str, what: str) -> Address:
 
 def parse_duration(value: str | float, what: str) -> float:
     """Seconds from a number or a text such as `90`, `30s`, `10m`, `12h`, `7d`; ValueError unless positive."""
-    text = str(value).strip().lower()
-    unit = _UNITS.get(text[-1:], 0)
-    try:
-        seconds = float(text[:-1] if unit else text) * (unit or 1)
-    except ValueError:
-        raise ValueError(f"{what}: expected seconds or a duration such as 30m, 12h, 7d, got {value!r}") from None
+    seconds = _seconds(value, what)
     if not (math.isfinite(seconds) and seconds > 0):
         raise ValueError(f"{what} must be a positive duration, got {value!r}")
     return seconds
+
+
+def parse_retention(value: str | float) -> float:
+    """Seconds of per-window data to keep: a duration as `parse_duration` reads it, or 0 (also `0d`), `off` or
+    `none` for "keep everything" (0.0). ValueError naming `retention` otherwise, negatives included."""
+    if str(value).strip().lower() in ("off", "none"):
+        return 0.0
+    seconds = _seconds(value, "retention")
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"retention must be a duration such as 90d, or 0 / off to keep everything, got {value!r}")
+    return seconds or 0.0  # -0.0 too
+
+
+def _seconds(value: str | float, what: str) -> float:
+    text = str(value).strip().lower()
+    unit = _UNITS.get(text[-1:], 0)
+    try:
+        return float(text[:-1] if unit else text) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"{what}: expected seconds or a duration such as 30m, 12h, 7d, got {value!r}") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +161,7 @@ class CollectorSettings:
     flush_interval_s: float = 5.0
     grace_s: float = 5.0  # a window is written this long after it ends, so stragglers still make it
     label_ttl_s: float = DEFAULT_LABEL_TTL_S  # predictions and actuals wait this long for each other
+    retention_s: float = DEFAULT_RETENTION_S  # per-window rows older than this are deleted; 0: kept forever
     thresholds: DriftThresholds = field(default_factory=DriftThresholds)
     sketch: SketchConfig = field(default_factory=SketchConfig)
     max_body_bytes: int = DEFAULT_MAX_BYTES
@@ -155,6 +183,8 @@ class CollectorSettings:
             raise ValueError(f"grace must be >= 0 seconds, got {self.grace_s}")
         if not (math.isfinite(self.label_ttl_s) and self.label_ttl_s > 0):
             raise ValueError(f"label_ttl must be a positive number of seconds, got {self.label_ttl_s}")
+        if not (math.isfinite(self.retention_s) and self.retention_s >= 0):
+            raise ValueError(f"retention must be >= 0 seconds (0: keep everything), got {self.retention_s}")
         for name in ("max_body_bytes", "max_reference_bytes", "queue_records", "queue_bytes"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
@@ -199,6 +229,7 @@ _TOP: dict[str, Any] = {
     "flush_interval": (int, float),
     "grace": (int, float),
     "label_ttl": (int, float, str),
+    "retention": (int, float, str),
     "defaults": bool,
 }
 _TABLES: dict[str, dict[str, Any]] = {
@@ -253,6 +284,7 @@ def load_settings(
     allow_unauthenticated: bool = False,
     env: Mapping[str, str] | None = None,
     label_ttl: str | None = None,
+    retention: str | None = None,
 ) -> CollectorSettings:
     """Settings from flags (None: not given), the environment's tokens and the config file. Raises ValueError."""
     env = env or {}
@@ -282,4 +314,7 @@ def load_settings(
     ttl = label_ttl if label_ttl is not None else conf.get("label_ttl")
     if ttl is not None:
         options["label_ttl_s"] = parse_duration(ttl, "label_ttl")
+    kept = retention if retention is not None else conf.get("retention")
+    if kept is not None:
+        options["retention_s"] = parse_retention(kept)
     return CollectorSettings(**options)

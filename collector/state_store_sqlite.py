@@ -3,7 +3,8 @@
 One row per (kind, model, version, window start, collector_id); a write adds the new part to the row's state
 (decode, merge, encode), so a window that receives labels for days stays one row. Reads return every
 collector's row and leave the merging to the caller, who knows the state's type. `state_series` keeps the
-widest window of each (kind, model, version) so that a range read is one indexed range scan.
+widest window of each (kind, model, version) so that a range read is one indexed range scan; it also lists the
+series that `delete_states_before` (retention) walks, oldest rows first, without scanning the table.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from collector.state_kinds import merge_blobs
 from collector.store import StateRecord, StoreError
 
-__all__ = ["STATES_SCHEMA", "read_states", "write_states"]
+__all__ = ["STATES_SCHEMA", "delete_states_before", "read_states", "write_states"]
 
 STATES_SCHEMA = """
 CREATE TABLE IF NOT EXISTS states (
@@ -53,6 +54,12 @@ RANGE = (
     "SELECT start_s, blob FROM states WHERE kind = ? AND model = ? AND version = ?"
     " AND start_s > ? AND start_s < ? AND start_s + width_s > ? ORDER BY start_s"
 )
+SERIES = "SELECT kind, model, version FROM state_series ORDER BY kind, model, version"
+# `start_s < end` is implied by the rule (width >= 1) and makes it a range search over states_key.
+DELETE_OLD = (
+    "DELETE FROM states WHERE id IN (SELECT id FROM states WHERE kind = ? AND model = ? AND version = ?"
+    " AND start_s < ? AND start_s + width_s < ? ORDER BY start_s LIMIT ?)"
+)
 
 
 def write_states(db: sqlite3.Connection, records: Sequence[StateRecord]) -> None:
@@ -85,3 +92,14 @@ def read_states(
     lo = math.floor(start_s) - int(row[0])
     rows = db.execute(RANGE, (kind, model, version, lo, end_s, start_s)).fetchall()
     return [(int(start), bytes(blob)) for start, blob in rows]
+
+
+def delete_states_before(db: sqlite3.Connection, end_s: float, limit: int) -> int:
+    """Inside the caller's write transaction: delete up to `limit` states (every kind and series) that end before
+    `end_s`, oldest first within a series; returns how many. `state_series` rows stay (they only bound reads)."""
+    left = limit
+    for key in db.execute(SERIES).fetchall():
+        left -= db.execute(DELETE_OLD, (*key, end_s, end_s, left)).rowcount
+        if left == 0:
+            break
+    return limit - left

@@ -10,6 +10,10 @@ when late data reopens a window that was already flushed.
 
 Ranges are half-open `[start_s, end_s)` in Unix seconds; a read includes every window that overlaps the range
 (a window is never split). Profiles read back are fresh objects the caller may mutate.
+
+Retention (collector.retention) deletes rows by their end: a window, rollup bucket or state of width w that
+starts at s goes once s + w < the cutoff, so a read of any range starting at or after the cutoff answers as
+before. Each delete call is one bounded transaction; model metadata (`models()`) and references are kept.
 """
 
 from __future__ import annotations
@@ -127,6 +131,14 @@ class Store(Protocol):
 
     def read_states(self, kind: str, model: str, version: str, start_s: float, end_s: float) -> list[tuple[int, bytes]]:
         """(window start, blob) of every stored state overlapping [start_s, end_s), one per collector, oldest first."""
+
+    def delete_windows_before(self, end_s: float, limit: int) -> int:
+        """Delete up to `limit` stored windows, rollups of every tier included, that end before `end_s`
+        (start + width < end_s), oldest first within a series, in one transaction; returns how many (call again
+        while it equals `limit`). ValueError for a limit below 1."""
+
+    def delete_states_before(self, end_s: float, limit: int) -> int:
+        """The same for the per-window states of every kind (performance, operations)."""
 
     def labels(self) -> LabelStore:
         """The label join's tables in this store (collector.label_store)."""

@@ -20,6 +20,10 @@ Per-window states of other kinds (performance, operations; collector.state_kinds
 (kind, model, version, start, collector_id), added to on every write and merged by the reader; they have no
 rollups (a day of 60-s windows is 1,440 rows). The label join keeps its own tables on the same file
 (`labels()`, collector.label_store_sqlite), written through `transaction()` behind the same writer lock.
+
+Retention (collector.retention) deletes old rows a bounded batch per transaction: `delete_windows_before` walks
+`windows_key` per (model, version, tier) and `delete_states_before` walks `states_key` per series, so neither
+scans the table nor holds the writer lock for long. The `models` and `refs` rows are never deleted.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from collector.sketches import ColumnKey, Profile
-from collector.state_store_sqlite import STATES_SCHEMA, read_states, write_states
+from collector.state_store_sqlite import STATES_SCHEMA, delete_states_before, read_states, write_states
 from collector.store import ModelInfo, StateRecord, StoreError, WindowRecord
 
 if TYPE_CHECKING:
@@ -45,6 +49,12 @@ __all__ = ["DEFAULT_TIERS", "SCHEMA_VERSION", "SQLiteStore"]
 SCHEMA_VERSION = 1
 DEFAULT_TIERS = (600, 3600, 21600, 86400)
 _RAW = 0  # the tier of the windows as written
+# One series' oldest windows that end before a time. `start_s < end` is implied (width >= 1) and lets the search
+# range over windows_key; `start_s + width_s < end` is the rule itself.
+DELETE_OLD_WINDOWS = (
+    "DELETE FROM windows WHERE id IN (SELECT id FROM windows WHERE model = ? AND version = ? AND tier = ?"
+    " AND start_s < ? AND start_s + width_s < ? ORDER BY start_s LIMIT ?)"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS windows (
@@ -253,6 +263,26 @@ class SQLiteStore:
     def write_states(self, records: Sequence[StateRecord]) -> None:
         with self._write() as db:
             write_states(db, records)
+
+    # -- retention ------------------------------------------------------------------------------------------
+    def delete_windows_before(self, end_s: float, limit: int) -> int:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        with self._write() as db:
+            series = db.execute("SELECT model, version FROM models ORDER BY model, version").fetchall()
+            left = limit
+            for model, version in series:
+                for tier in (_RAW, *self.tiers):
+                    left -= db.execute(DELETE_OLD_WINDOWS, (model, version, tier, end_s, end_s, left)).rowcount
+                    if left == 0:
+                        return limit
+            return limit - left
+
+    def delete_states_before(self, end_s: float, limit: int) -> int:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        with self._write() as db:
+            return delete_states_before(db, end_s, limit)
 
     # -- reads ----------------------------------------------------------------------------------------------
     def read_states(self, kind: str, model: str, version: str, start_s: float, end_s: float) -> list[tuple[int, bytes]]:

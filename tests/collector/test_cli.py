@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import instrument
-from collector.cli import _bind, main
+from collector.cli import _bind, _parser, collector_settings, main
 from collector.settings import Address
 from instrument import _runtime
 from tests.collector.test_app import Running, inference, serve
@@ -133,6 +133,10 @@ def test_collector_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFi
     assert "cannot read config file" in capsys.readouterr().err
     assert run_cli("collector", "--window", "0", *store) == 2
     assert "window must be between 1 and 86400" in capsys.readouterr().err
+    assert run_cli("collector", "--retention=-3d", *store) == 2
+    assert "retention must be a duration such as 90d, or 0 / off" in capsys.readouterr().err
+    assert run_cli("collector", "--label-ttl", "soon", *store) == 2
+    assert "label_ttl: expected seconds or a duration" in capsys.readouterr().err
     assert run_cli("collector", "--http", "127.0.0.1:0", "--store", "postgresql://db/predwatch") == 1
     assert "postgresql:// is not available in this version" in capsys.readouterr().err
     with socket.socket() as busy:
@@ -143,6 +147,20 @@ def test_collector_refuses_bad_settings(tmp_path: Path, capsys: pytest.CaptureFi
     assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
     assert run_cli() == 2
     assert run_cli("reference") == 2 and "predwatch reference" in capsys.readouterr().err
+
+
+def test_retention_and_label_ttl_flags_reach_the_settings(tmp_path: Path) -> None:
+    def settings(*flags: str) -> tuple[float, float]:
+        found = collector_settings(_parser().parse_args(["collector", *flags]), {})
+        return found.retention_s, found.label_ttl_s
+
+    assert settings() == (90 * 86_400, 7 * 86_400)
+    assert settings("--retention", "30d", "--label-ttl", "36h") == (30 * 86_400, 36 * 3600)
+    assert settings("--retention", "off") == settings("--retention", "0") == (0, 7 * 86_400)
+    config = tmp_path / "predwatch.toml"
+    config.write_text('retention = "10d"\nlabel_ttl = "1d"\n')
+    assert settings("--config", str(config)) == (10 * 86_400, 86_400)
+    assert settings("--config", str(config), "--retention", "2d") == (2 * 86_400, 86_400)  # the flag wins
 
 
 def test_the_listening_socket_says_it_is_tcp() -> None:

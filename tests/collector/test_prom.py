@@ -151,6 +151,7 @@ def test_alerts_notifiers_evaluator_and_health(tmp_path: Path) -> None:
         },
         "windows": {"open": 2, "written": 30, "write_errors": 1, "rejected_rows": 5},
         "store": {"write": {"count": 30, "sum_s": 0.6}, "read": {"count": 4, "sum_s": 0.2}},
+        "retention": {"runs": 2, "deleted": {"windows": 1500, "states": 300, "label_windows": 0}},
     }
     registry = CollectorRegistry()
     register_metrics(
@@ -186,6 +187,9 @@ def test_alerts_notifiers_evaluator_and_health(tmp_path: Path) -> None:
     assert samples[("predwatch_store_seconds_sum", labels(op="write"))] == 0.6
     assert types["predwatch_store_seconds"] == "summary"
     assert samples[("predwatch_windows_open", ())] == 2 and samples[("predwatch_store_errors_total", ())] == 1
+    assert samples[("predwatch_retention_deleted_total", labels(table="windows"))] == 1500
+    assert samples[("predwatch_retention_deleted_total", labels(table="label_windows"))] == 0
+    assert types["predwatch_retention_deleted"] == "counter"
     dispatcher.close(timeout_s=0.1)
     store.close()
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from collector.settings import (
     load_settings,
     parse_address,
     parse_duration,
+    parse_retention,
     read_config,
     unprotected_binds,
 )
@@ -174,3 +176,52 @@ def test_label_ttl_from_the_flag_or_the_file(tmp_path: Path) -> None:
             load_settings(label_ttl=bad)
     with pytest.raises(ValueError, match="label_ttl must be a positive number of seconds"):
         CollectorSettings(label_ttl_s=0)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [("90d", 7_776_000.0), ("12h", 43_200.0), (3600, 3600.0), (1.5, 1.5), ("0", 0.0), (0, 0.0), ("0d", 0.0)]
+    + [(" off ", 0.0), ("OFF", 0.0), ("none", 0.0), ("-0", 0.0)],
+)
+def test_retention_durations(value: str | float, seconds: float) -> None:
+    assert parse_retention(value) == seconds
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-1d", "retention must be a duration such as 90d, or 0 / off to keep everything, got '-1d'"),
+        (-5, "retention must be a duration such as 90d"),
+        ("inf", "retention must be a duration"),
+        ("nan", "retention must be a duration"),
+        ("soon", "retention: expected seconds or a duration such as 30m, 12h, 7d, got 'soon'"),
+        ("90 days", "retention: expected seconds"),
+        ("", "retention: expected seconds"),
+    ],
+)
+def test_bad_retention_says_what_to_write(value: str | float, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        parse_retention(value)
+
+
+def test_retention_from_the_flag_or_the_file(tmp_path: Path) -> None:
+    assert load_settings().retention_s == 90 * 86_400  # the default
+    config = tmp_path / "predwatch.toml"
+    config.write_text('retention = "30d"\n')
+    assert load_settings(config_path=config).retention_s == 30 * 86_400
+    assert load_settings(config_path=config, retention="12h").retention_s == 43_200  # the flag wins
+    assert load_settings(config_path=config, retention="off").retention_s == 0
+    for text, seconds in (("retention = 0", 0.0), ("retention = 7200", 7200.0), ('retention = "off"', 0.0)):
+        config.write_text(text + "\n")
+        assert load_settings(config_path=config).retention_s == seconds
+    config.write_text('retention = "-2d"\n')
+    with pytest.raises(ValueError, match="retention must be a duration"):
+        load_settings(config_path=config)
+    for bad in ("retention = true", "retention = [90]"):
+        config.write_text(bad + "\n")
+        with pytest.raises(ValueError, match="retention must be int or float or str"):
+            load_settings(config_path=config)
+    with pytest.raises(ValueError, match="retention must be >= 0 seconds"):
+        CollectorSettings(retention_s=-1)
+    with pytest.raises(ValueError, match="retention must be >= 0 seconds"):
+        CollectorSettings(retention_s=float("inf"))

@@ -81,7 +81,9 @@ def test_batches_convert_as_calls_do(seed: int, sample_rate: float) -> None:
     for _ in range(200):
         x, y = random_call(rng)
         rng.choice(monitors).finish(runtime, x, y, None, perf_counter_ns(), 1000, None, None)
-    assert sum(_row_batch_key(job) is not None for job in jobs) > 60  # most calls are of a batchable shape
+    # Ids are random, so which calls are sampled varies from run to run: bounds, not counts.
+    assert len(jobs) > (60 if sample_rate < 1 else 150)
+    assert sum(_row_batch_key(job) is not None for job in jobs) > len(jobs) / 4  # calls of a batchable shape
     max_bytes = runtime.settings.max_event_bytes
     one_by_one = coalesce([c for c in (job.prepare(runtime) for job in jobs) if c is not None], max_bytes)
     for monitor in monitors:
