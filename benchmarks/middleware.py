@@ -228,6 +228,12 @@ def load(port: int, pid: int, seconds: float, connections: int) -> tuple[float, 
     return counts[0] / wall, server_cpu / wall, (time.process_time() - cpu) / wall
 
 
+def _cpu_us(sample: tuple[float, float, float]) -> float:
+    """The server's CPU time per request, in µs, from (requests/s, CPU share, load generator's share)."""
+    rps, cpu_share, _ = sample
+    return 1e6 * cpu_share / rps
+
+
 def run(
     seconds: float = 2.0,
     rounds: int = 6,
@@ -261,6 +267,7 @@ def run(
     for (kind, name), values in samples.items():
         results[f"{kind}_{name}_rps"] = statistics.median(v[0] for v in values)
         results[f"{kind}_{name}_server_cpu"] = statistics.median(v[1] for v in values)
+        results[f"{kind}_{name}_cpu_us"] = statistics.median(_cpu_us(v) for v in values)
         if name == "bare":
             continue
         losses = [1.0 - v[0] / bare for v, bare in zip(values, bare_pairs[kind], strict=True)]
@@ -271,10 +278,16 @@ def run(
     return results
 
 
+def _loss(r: dict[str, float], key: str, metric: str) -> str:
+    low, high = 100 * r[f"{key}_{metric}_min"], 100 * r[f"{key}_{metric}_max"]
+    return f"{100 * r[f'{key}_{metric}']:5.1f} % ({low:.0f} to {high:.0f})"
+
+
 def report(results: dict[str, float]) -> str:
     r = results
     lines = [
-        "Middleware cost: requests/s of a trivial predict endpoint; loss vs bare in the same round, median (range)"
+        "Middleware cost on a trivial predict endpoint: requests/s, the server's CPU time per request, and how many",
+        "fewer requests/s than the bare runs of the same round (median over rounds, with the range)",
     ]
     titles = {"asgi": "FastAPI + uvicorn", "wsgi": "Flask + werkzeug threaded"}
     for kind in SERVERS:
@@ -282,10 +295,9 @@ def report(results: dict[str, float]) -> str:
             key = f"{kind}_{name}"
             if f"{key}_rps" not in r:
                 continue
-            spread = "" if name == "bare" else f"({100 * r[f'{key}_loss_min']:.0f} to {100 * r[f'{key}_loss_max']:.0f})"
-            loss = "" if name == "bare" else f"  {100 * r[f'{key}_loss']:5.1f} % fewer {spread}"
-            cpu = f"server cpu {100 * r[f'{key}_server_cpu']:3.0f} %"
-            lines.append(f"  {titles[kind]:<26}{variant.label:<32}{r[f'{key}_rps']:7.0f} req/s  {cpu}{loss}")
+            cpu = f"{r[f'{key}_cpu_us']:5.0f} us/req"
+            loss = "" if name == "bare" else f"  {_loss(r, key, 'loss')} fewer"
+            lines.append(f"  {titles[kind]:<26}{variant.label:<32}{r[f'{key}_rps']:6.0f} req/s {cpu}{loss}")
     where = f"servers pinned to CPU {SERVER_CPU}, load and sink on the others" if r["pinned"] else "servers not pinned"
     lines.append(
         f"  load generator CPU at most {100 * r['client_cpu_max']:.0f} % of a core ({r['cpus']:.0f} CPUs; {where})"
