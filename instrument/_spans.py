@@ -123,8 +123,11 @@ class LightSpan(trace.Span):
     def set_attribute(self, key: str, value: types.AttributeValue) -> None:
         if self.end_time is not None:
             return
-        value = _clean(value)
-        if value is None or not key:
+        if type(value) not in _SCALAR_TYPES:
+            value = _clean(value)
+            if value is None:
+                return
+        if not key:
             return
         attributes = self.attributes
         if key not in attributes and len(attributes) >= _MAX_ATTRIBUTES:

@@ -328,5 +328,5 @@ class WSGIMiddleware:
             carrier=environ,
             getter=_GETTER,
             request_length=_length(environ.get("CONTENT_LENGTH")),
-            carried=any(key in environ for key in self.http.context_headers()[1]),
+            carried=not environ.keys().isdisjoint(self.http.context_headers()[1]),
         )
