@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ["sdk_overhead", "middleware", "collector_ingest", "bench_store", "label_join"]
+BENCHMARKS = ["sdk_overhead", "middleware", "collector_ingest", "bench_store", "bench_states", "label_join"]
 
 
 def main() -> int:

@@ -5,6 +5,7 @@
     states.flush()                                                      # flusher: windows whose end + grace passed
     states.flush(final=True)                                            # shutdown: everything
     states.read("performance", "churn", "3", start_s, end_s)           # [(window start, state)], store + memory
+    states.read_merged("performance", "churn", "3", start_s, end_s, step_s=3600)   # [(hour, state)], from rollups
 
 A part for a window that has already been written (labels arrive long after their predictions' window closed)
 is simply another part: it waits in memory for the next flush and the store adds it to the stored state, so a
@@ -15,6 +16,7 @@ A write that fails puts its states back, merged with whatever arrived meanwhile,
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -114,13 +116,51 @@ class StateWindows:
     ) -> list[tuple[int, Any]]:
         """Per window overlapping [start_s, end_s), oldest first: the stored parts and the open one, merged.
         Raises StoreError for a stored state that cannot be read."""
+        key_range = (kind_name, model, version, start_s, end_s)
+        stored, live = self._read(*key_range, timeout_s, lambda: self.store.read_states(*key_range))
+        return _merged(kind_name, model, version, stored, live, lambda start: start)
+
+    def read_merged(
+        self,
+        kind_name: str,
+        model: str,
+        version: str,
+        start_s: float,
+        end_s: float,
+        step_s: int | None = None,
+        timeout_s: float = 5.0,
+    ) -> list[tuple[int, Any]]:
+        """Every state overlapping [start_s, end_s) merged, from the store's rollups where they fit: with
+        `step_s`, per step-wide bucket holding data (epoch-aligned, keyed by its start), oldest first; without,
+        at most one item keyed by floor(start_s). Equal to merging `read`'s windows (by bucket). Raises
+        StoreError for a stored state that cannot be read."""
+        key_range = (kind_name, model, version, start_s, end_s)
+        stored, live = self._read(
+            *key_range, timeout_s, lambda: self.store.read_state_pieces(*key_range, step_s=step_s)
+        )
+        first = math.floor(start_s)
+        bucket: Callable[[int], int] = (lambda _: first) if step_s is None else (lambda start: start // step_s * step_s)
+        return _merged(kind_name, model, version, stored, live, bucket)
+
+    def _read(
+        self,
+        kind_name: str,
+        model: str,
+        version: str,
+        start_s: float,
+        end_s: float,
+        timeout_s: float,
+        read_stored: Callable[[], list[tuple[int, bytes]]],
+    ) -> tuple[list[tuple[int, bytes]], list[tuple[int, Any]]]:
+        """What `read_stored` returns and copies of the open states of the range, each part counted exactly once:
+        a read that overlaps a write waits for it (or retries)."""
         k = kind(kind_name)
         deadline = time.monotonic() + timeout_s
         while True:
             with self._lock:
                 self._settled.wait_for(lambda: not self._writing, max(deadline - time.monotonic(), 0.0))
                 seq = self._seq
-            stored = self.store.read_states(kind_name, model, version, start_s, end_s)
+            stored = read_stored()
             with self._lock:
                 if (self._seq == seq and not self._writing) or time.monotonic() > deadline:
                     live = [
@@ -128,17 +168,29 @@ class StateWindows:
                         for key, state in self._open.items()
                         if key[:3] == (kind_name, model, version) and key[3] < end_s and key[3] + self.width_s > start_s
                     ]
-                    break
-        merged: dict[int, Any] = {}
-        for start, blob in stored:
-            try:
-                state = k.from_bytes(blob)
-            except ValueError as exc:
-                raise StoreError(f"unreadable {kind_name} state {model!r} {version!r} start {start}: {exc}") from exc
-            _merge_into(merged, start, state, k.merge)
-        for start, state in live:
-            _merge_into(merged, start, state, k.merge)
-        return sorted(merged.items())
+                    return stored, live
+
+
+def _merged(
+    kind_name: str,
+    model: str,
+    version: str,
+    stored: list[tuple[int, bytes]],
+    live: list[tuple[int, Any]],
+    bucket: Callable[[int], int],
+) -> list[tuple[int, Any]]:
+    """Decode the stored blobs and merge them with the open states, per bucket of their start."""
+    k = kind(kind_name)
+    merged: dict[int, Any] = {}
+    for start, blob in stored:
+        try:
+            state = k.from_bytes(blob)
+        except ValueError as exc:
+            raise StoreError(f"unreadable {kind_name} state {model!r} {version!r} start {start}: {exc}") from exc
+        _merge_into(merged, bucket(start), state, k.merge)
+    for start, state in live:
+        _merge_into(merged, bucket(start), state, k.merge)
+    return sorted(merged.items())
 
 
 def _merge_into(merged: dict[int, Any], start: int, state: Any, merge: Callable[[Any, Any], None]) -> None:

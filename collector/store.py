@@ -132,6 +132,14 @@ class Store(Protocol):
     def read_states(self, kind: str, model: str, version: str, start_s: float, end_s: float) -> list[tuple[int, bytes]]:
         """(window start, blob) of every stored state overlapping [start_s, end_s), one per collector, oldest first."""
 
+    def read_state_pieces(
+        self, kind: str, model: str, version: str, start_s: float, end_s: float, step_s: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        """(start, blob) of stored rows, windows and rollup buckets, that together hold every state overlapping
+        [start_s, end_s) exactly once, in no particular order: merged, they equal the merge of `read_states`.
+        With `step_s` no row holds windows of two step-wide buckets (aligned to the epoch), so a row belongs to
+        the bucket of its start. ValueError for a step_s below 1."""
+
     def delete_windows_before(self, end_s: float, limit: int) -> int:
         """Delete up to `limit` stored windows, rollups of every tier included, that end before `end_s`
         (start + width < end_s), oldest first within a series, in one transaction; returns how many (call again

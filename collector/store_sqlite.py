@@ -17,13 +17,13 @@ processes may share a file (they then serialise on SQLite's lock, waiting up to 
 buckets merge the parts of every collector; raw windows keep one row per collector_id.
 
 Per-window states of other kinds (performance, operations; collector.state_kinds) live in `states`, one row per
-(kind, model, version, start, collector_id), added to on every write and merged by the reader; they have no
-rollups (a day of 60-s windows is 1,440 rows). The label join keeps its own tables on the same file
+(kind, model, version, start, collector_id), added to on every write and merged by the reader, with rollups in
+the same tiers (collector.state_store_sqlite). The label join keeps its own tables on the same file
 (`labels()`, collector.label_store_sqlite), written through `transaction()` behind the same writer lock.
 
 Retention (collector.retention) deletes old rows a bounded batch per transaction: `delete_windows_before` walks
-`windows_key` per (model, version, tier) and `delete_states_before` walks `states_key` per series, so neither
-scans the table nor holds the writer lock for long. The `models` and `refs` rows are never deleted.
+`windows_key` per (model, version, tier) and `delete_states_before` walks `states_tier_key` per (series, tier), so
+neither scans the table nor holds the writer lock for long. The `models` and `refs` rows are never deleted.
 """
 
 from __future__ import annotations
@@ -37,8 +37,17 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
+from collector.rollups import RAW as _RAW
+from collector.rollups import cover as _cover
 from collector.sketches import ColumnKey, Profile
-from collector.state_store_sqlite import STATES_SCHEMA, delete_states_before, read_states, write_states
+from collector.state_store_sqlite import (
+    STATES_SCHEMA,
+    delete_states_before,
+    migrate_states,
+    read_state_pieces,
+    read_states,
+    write_states,
+)
 from collector.store import ModelInfo, StateRecord, StoreError, WindowRecord
 
 if TYPE_CHECKING:
@@ -46,9 +55,8 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_TIERS", "SCHEMA_VERSION", "SQLiteStore"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: states have rollups (a tier column); schema-1 files are upgraded on open
 DEFAULT_TIERS = (600, 3600, 21600, 86400)
-_RAW = 0  # the tier of the windows as written
 # One series' oldest windows that end before a time. `start_s < end` is implied (width >= 1) and lets the search
 # range over windows_key; `start_s + width_s < end` is the rule itself.
 DELETE_OLD_WINDOWS = (
@@ -171,9 +179,12 @@ class SQLiteStore:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"{self.path} has schema {version}; this predwatch reads up to {SCHEMA_VERSION}")
             # not executescript(): it would COMMIT our transaction
-            for statement in (_SCHEMA + STATES_SCHEMA).split(";\n"):
-                if statement.strip():
-                    db.execute(statement)
+            for schema in (_SCHEMA, STATES_SCHEMA):
+                if schema is STATES_SCHEMA:
+                    migrate_states(db)
+                for statement in schema.split(";\n"):
+                    if statement.strip():
+                        db.execute(statement)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             row = db.execute("SELECT value FROM meta WHERE key = 'tiers'").fetchone()
             if row is None:
@@ -262,7 +273,7 @@ class SQLiteStore:
 
     def write_states(self, records: Sequence[StateRecord]) -> None:
         with self._write() as db:
-            write_states(db, records)
+            write_states(db, records, self.tiers)
 
     # -- retention ------------------------------------------------------------------------------------------
     def delete_windows_before(self, end_s: float, limit: int) -> int:
@@ -282,7 +293,7 @@ class SQLiteStore:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         with self._write() as db:
-            return delete_states_before(db, end_s, limit)
+            return delete_states_before(db, end_s, limit, self.tiers)
 
     # -- reads ----------------------------------------------------------------------------------------------
     def read_states(self, kind: str, model: str, version: str, start_s: float, end_s: float) -> list[tuple[int, bytes]]:
@@ -290,6 +301,16 @@ class SQLiteStore:
             return []
         with self._snapshot() as db:
             return read_states(db, kind, model, version, start_s, end_s)
+
+    def read_state_pieces(
+        self, kind: str, model: str, version: str, start_s: float, end_s: float, step_s: int | None = None
+    ) -> list[tuple[int, bytes]]:
+        if step_s is not None and step_s < 1:
+            raise ValueError(f"step_s must be None or >= 1, got {step_s}")
+        if end_s <= start_s:
+            return []
+        with self._snapshot() as db:
+            return read_state_pieces(db, kind, model, version, start_s, end_s, self.tiers, step_s)
 
     def read_profile(
         self, model: str, version: str, start_s: float, end_s: float, columns: Iterable[ColumnKey] | None = None
@@ -414,25 +435,6 @@ class SQLiteStore:
             for conn in self._readers:
                 conn.close()
             self._writer.close()
-
-
-def _cover(
-    lo: int, hi: int, tiers: Sequence[int], buckets: list[tuple[int, int, int]], raw: list[tuple[int, int]]
-) -> None:
-    """Split the starts [lo, hi) into whole buckets of the widest tiers that fit, raw windows at the edges."""
-    if lo >= hi:
-        return
-    if not tiers:
-        raw.append((lo, hi))
-        return
-    tier = tiers[0]
-    a, b = -(-lo // tier) * tier, hi // tier * tier
-    if a >= b:
-        _cover(lo, hi, tiers[1:], buckets, raw)
-        return
-    buckets.append((tier, a, b))
-    _cover(lo, a, tiers[1:], buckets, raw)
-    _cover(b, hi, tiers[1:], buckets, raw)
 
 
 def _decode(blob: bytes, where: str, columns: list[ColumnKey] | None = None) -> Profile:

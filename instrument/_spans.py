@@ -9,10 +9,10 @@ request's CPU. `LightTracer` makes spans that keep what the OTLP request needs a
 
 What stays OpenTelemetry's: the API (a `LightSpan` is an `opentelemetry.trace.Span`, carried in the context
 like any other, so trace context propagates as usual), the sampler (`OTEL_TRACES_SAMPLER`, parent-based by
-default), random ids drawn as its RandomIdGenerator draws them, the batch span processor and the OTLP/HTTP exporter. A `LightSpan` also
-reads like the SDK's `ReadableSpan` (context, parent, name, kind, times, attributes, events, status, resource,
-scope), so any span exporter can take it. An application that brings its own tracer provider gets the SDK's
-spans as before.
+default), random ids drawn as its RandomIdGenerator draws them, the batch span processor and the OTLP/HTTP
+exporter. A `LightSpan` also reads like the SDK's `ReadableSpan` (context, parent, name, kind, times,
+attributes, events, status, resource, scope), so any span exporter can take it. An application that brings
+its own tracer provider gets the SDK's spans as before.
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ def window_rows(path: Path) -> Rows:
 
 
 def state_rows(path: Path) -> Rows:
-    return rows(path, "SELECT kind, model, version, start_s FROM states")
+    return rows(path, "SELECT kind, model, version, tier, start_s FROM states")
 
 
 def label_window_rows(path: Path) -> set[int]:
@@ -141,9 +141,9 @@ def test_a_pass_deletes_exactly_what_ended_before_the_cutoff(running: Running, t
         feed(running, times, http)
         windows = expected_windows({("churn", "1"): times, ("fraud", "2"): times[::40]})
         starts = {int(t) // WIDTH * WIDTH: int(t) // WIDTH * WIDTH + WIDTH for t in times}
-        labeled = {int(t) // WIDTH * WIDTH for t in times[::2]}
-        states = {("operations", "churn", "1", s): end for s, end in starts.items()}
-        states |= {("performance", "churn", "1", s): s + WIDTH for s in labeled}
+        # performance states have rollups as the windows do; operations states are kept per window only
+        states = {("operations", "churn", "1", 0, s): end for s, end in starts.items()}
+        states |= {("performance", *key): end for key, end in expected_windows({("churn", "1"): times[::2]}).items()}
         # what went in, as computed here, once the flusher has written it all
         wait_for(lambda: (window_rows(db), state_rows(db)) == (set(windows), set(states)))
         assert label_window_rows(db) == set(starts)
@@ -215,19 +215,21 @@ def test_the_service_runs_a_pass_at_start_and_counts_it(tmp_path: Path, caplog: 
         metrics = http.get("/metrics").text
     # Days 6..10 ago are gone: 5 raw windows with their 10-min, 1-h and 6-h buckets, and the 1-day buckets of
     # days 7..10; day 6's 1-day bucket ended before the cutoff or not depending on the hour the test runs (the
-    # exact rule is checked in the first test).
+    # exact rule is checked in the first test). The states here are operations states: raw windows only.
     assert status["runs"] == 1 and status["errors"] == 0 and status["retention_s"] == 5.5 * DAY
     deleted = status["deleted"]
-    assert deleted["states"] == deleted["label_windows"] == 5 and deleted["windows"] in (24, 25)
+    assert deleted["label_windows"] == deleted["states"] == 5 and deleted["windows"] in (24, 25)
     assert (len(window_rows(db)), len(state_rows(db)), len(label_window_rows(db))) == (
         written[0] - deleted["windows"],
-        written[1] - 5,
+        written[1] - deleted["states"],
         written[2] - 5,
     )
     for table, n in deleted.items():
         assert re.search(rf'^predwatch_retention_deleted_total{{table="{table}"}} {n}\.0$', metrics, re.M), table
     [line] = [r.getMessage() for r in caplog.records if r.name == "collector.retention"]
-    assert line.startswith(f"retention: deleted {deleted['windows']} windows, 5 states, 5 label_windows that ended")
+    assert line.startswith(
+        f"retention: deleted {deleted['windows']} windows, {deleted['states']} states, 5 label_windows that ended"
+    )
     store = SQLiteStore(str(db))
     assert store.get_reference("churn", "1") == (b"reference", {"rows": 1})
     assert [m.rows for m in store.models()] == [10]  # model metadata is not retention's
@@ -284,7 +286,7 @@ def test_every_batch_is_bounded_and_every_row_counted(tmp_path: Path) -> None:
 
 def test_a_failing_table_is_counted_and_the_others_go_on(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     db = tmp_path / "collector.db"
-    fill(db, 1_767_225_600.0, days=3)
+    written = fill(db, 1_767_225_600.0, days=3)
     store = SQLiteStore(str(db))
 
     def broken(end_s: float, limit: int) -> int:
@@ -294,7 +296,7 @@ def test_a_failing_table_is_counted_and_the_others_go_on(tmp_path: Path, caplog:
     retention = Retention({"states": broken, "windows": sweeps["windows"]}, retention_s=1.0, pause_s=0)
     assert retention.run(1_767_225_600.0 + DAY)["windows"] > 0
     assert retention.health()["errors"] == 1 and "deleting old states failed" in caplog.text
-    assert len(state_rows(db)) == 3
+    assert len(state_rows(db)) == written[1]
     store.close()
 
 

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from collector.rollups import cover as _cover
 from collector.sketches import Profile
 from collector.store import StoreError, WindowRecord
-from collector.store_sqlite import SCHEMA_VERSION, SQLiteStore, _cover
+from collector.store_sqlite import SCHEMA_VERSION, SQLiteStore
 
 DAY = 86400
 T0 = 1_767_225_600  # 2026-01-01 00:00 UTC
