@@ -19,6 +19,7 @@ from opentelemetry.trace import Span, SpanContext, Status, StatusCode
 
 from instrument import semconv
 from instrument._guard import count_dropped, fault
+from instrument._http_extract import NOT_JSON, NOT_JSON_BODY, parse_json, request_inputs
 from instrument._inputs import Columns, UnsupportedInput, input_columns
 from instrument._outputs import output_columns
 from instrument._payload import Payload, estimate_bytes
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 __all__ = [
     "CaptureJob",
     "Captured",
-    "DeferredCapture",
     "approx_bytes",
     "coalesce",
     "end_span",
@@ -117,16 +117,6 @@ def end_span(
     return span
 
 
-class DeferredCapture:
-    """A sampled call whose inputs are read on the worker thread: `resolve` makes its CaptureJob (or None, after
-    counting why). The HTTP middleware parses request bodies there rather than on the request's path."""
-
-    __slots__ = ()
-
-    def resolve(self, runtime: Runtime) -> CaptureJob | None:
-        raise NotImplementedError
-
-
 @dataclass(slots=True)
 class CaptureJob:
     monitor: ModelMonitor
@@ -141,6 +131,22 @@ class CaptureJob:
     start_ns: int
     duration_ns: int | None
     columns_ready: bool = False
+    # `inputs` is still a request's JSON body (bytes): the HTTP middleware leaves parsing it to the worker
+    json_request: bool = False
+
+    def parse_request(self, runtime: Runtime) -> bool:
+        """Turn a JSON request body into inputs (the middleware's default mapping); False, counted and with the
+        call's span ended, when it is not JSON."""
+        self.json_request = False
+        doc = parse_json(self.inputs)
+        if doc is NOT_JSON:
+            count_dropped(NOT_JSON_BODY, 1, f"a request for model {self.monitor.model!r} is not JSON")
+            end_span(
+                runtime, self.monitor, self.span, self.context, None, self.n, False, self.start_ns, self.duration_ns
+            )
+            return False
+        self.inputs = request_inputs(doc)  # parsed here: nobody else holds it, no copy needed
+        return True
 
     def _columns(self, max_len: int) -> tuple[Columns, Columns] | None:
         monitor = self.monitor
@@ -189,17 +195,23 @@ class CaptureJob:
             ids = [ids[i] for i in keep]
             inputs = {k: [v[i] for i in keep] for k, v in inputs.items()}
             outputs = {k: [v[i] for i in keep] for k, v in outputs.items()}
-        # The feature list goes on the span when it changes (first call, schema change), not on every span:
-        # OpenTelemetry checks array attributes element by element (~1.3 us each). Every payload event
-        # carries the features as the keys of its `inputs`.
-        features = tuple(inputs)
-        announce = list(features) if features != monitor.span_features else None
-        monitor.span_features = features
-        span = end_span(
-            runtime, monitor, self.span, self.context, None, self.n, True, self.start_ns, self.duration_ns, announce
-        )
+        span = self._end_sampled(runtime, _announce(monitor, inputs))
         rate = self.rate if keep is not None else None
         return Captured(monitor, rate, self.start_ns, span.get_span_context(), ids, inputs, outputs)
+
+    def _end_sampled(self, runtime: Runtime, features: list[str] | None) -> Span:
+        return end_span(
+            runtime,
+            self.monitor,
+            self.span,
+            self.context,
+            None,
+            self.n,
+            True,
+            self.start_ns,
+            self.duration_ns,
+            features,
+        )
 
     def __call__(self, runtime: Runtime) -> None:
         captured = self.prepare(runtime)
@@ -247,6 +259,17 @@ def _row_batch_key(job: CaptureJob) -> tuple[Any, ...] | None:
     return (id(job.monitor), kind, layout, out, rate)
 
 
+def _announce(monitor: ModelMonitor, inputs: Columns) -> list[str] | None:
+    """The feature list for a call's span, only when it changed (first call, schema change): OpenTelemetry checks
+    array attributes element by element (~1.3 us each), and every payload event carries the features anyway, as
+    the keys of its `inputs`."""
+    features = tuple(inputs)
+    if features == monitor.span_features:
+        return None
+    monitor.span_features = features
+    return list(features)
+
+
 def _prepare_batch(runtime: Runtime, group: list[CaptureJob]) -> Captured | None:
     """Calls with one `_row_batch_key`, converted together; their spans ended one by one."""
     first = group[0]
@@ -269,19 +292,13 @@ def _prepare_batch(runtime: Runtime, group: list[CaptureJob]) -> Captured | None
     if columns is None:
         return None
     inputs, outputs_columns = columns
-    monitor = first.monitor
-    features = tuple(inputs)
-    announce = list(features) if features != monitor.span_features else None
-    monitor.span_features = features
-    span_context = None
+    announce = _announce(first.monitor, inputs)
     for job in group:
-        span = end_span(
-            runtime, monitor, job.span, job.context, None, job.n, True, job.start_ns, job.duration_ns, announce
-        )
+        job._end_sampled(runtime, announce)
         announce = None
-        span_context = span.get_span_context()
     rate = first.rate if first.keep is not None else None
-    return Captured(monitor, rate, start_ns, span_context if len(group) == 1 else None, ids, inputs, outputs_columns)
+    # rows of several calls (so several traces): no trace context, as coalesce() gives merged events
+    return Captured(first.monitor, rate, start_ns, None, ids, inputs, outputs_columns)
 
 
 def prepare_jobs(runtime: Runtime, jobs: list[CaptureJob]) -> list[Captured]:
@@ -300,6 +317,12 @@ def prepare_jobs(runtime: Runtime, jobs: list[CaptureJob]) -> list[Captured]:
 
     groups: dict[tuple[Any, ...], list[CaptureJob]] = {}
     for job in jobs:
+        try:
+            if job.json_request and not job.parse_request(runtime):
+                continue
+        except Exception as exc:
+            fault("worker.payload", exc)
+            continue
         try:
             key = _row_batch_key(job)
         except Exception as exc:

@@ -51,11 +51,12 @@ from opentelemetry.semconv.attributes import (
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from instrument import _runtime
-from instrument._capture import CaptureJob, DeferredCapture, end_span, error_type
+from instrument._capture import CaptureJob, error_type
 from instrument._context import LAST_IDS
 from instrument._guard import count_dropped, fault
 from instrument._http_extract import (
     NOT_JSON,
+    NOT_JSON_BODY,
     Extractor,
     default_extract,
     parse_json,
@@ -78,7 +79,6 @@ _ERROR_TYPE = error_attributes.ERROR_TYPE
 
 # Reasons counted in `predwatch.sdk.dropped` when a listed route's exchange is not recorded.
 TOO_LARGE = "http_body_too_large"
-NOT_JSON_BODY = "http_body_not_json"
 UNREAD = "http_request_unread"
 EXTRACT_FAILED = "http_extract_failed"
 HEADER_TOO_LONG = "http_id_header_too_long"
@@ -234,74 +234,18 @@ class HttpMonitor:
                 known = method in _METHODS
                 name = (method if known else "HTTP") + (f" {route}" if route is not None else "")
                 tracer = runtime.tracer
-                if getattr(tracer, "attributes_unused", False):  # the SDK's own tracer, sampled without them
-                    span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER)
-                    if span.is_recording():
-                        span.set_attributes(
-                            self._attributes(
-                                method, known, scheme, path, route, host, server, client, user_agent, protocol
-                            )
-                        )
-                else:
-                    attrs = self._attributes(
-                        method, known, scheme, path, route, host, server, client, user_agent, protocol
-                    )
-                    span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
+                request = (method, known, scheme, path, route, host, server, client, user_agent, protocol)
+                # The SDK's own tracer samples without the attributes: they are built only for a recording span.
+                later = getattr(tracer, "attributes_unused", False)
+                attrs = None if later else self._attributes(*request)
+                span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
+                if later and span.is_recording():
+                    span.set_attributes(self._attributes(*request))
                 context = trace.set_span_in_context(span, parent)
             return Exchange(self, runtime, span, context, t0, method, capture, request_length)
         except Exception as exc:
             fault("http.begin", exc)
             return None
-
-
-class HttpCapture(DeferredCapture):
-    """A sampled request of case (b): its request body, parsed on the worker thread."""
-
-    __slots__ = ("context", "duration_ns", "ids", "keep", "monitor", "outputs", "rate", "request", "start_ns")
-
-    def __init__(
-        self,
-        monitor: ModelMonitor,
-        request: bytes,
-        outputs: Any,
-        ids: list[str],
-        keep: list[int] | None,
-        rate: float,
-        context: Context,
-        start_ns: int,
-        duration_ns: int,
-    ) -> None:
-        self.monitor = monitor
-        self.request = request
-        self.outputs = outputs
-        self.ids = ids
-        self.keep = keep
-        self.rate = rate
-        self.context = context
-        self.start_ns = start_ns
-        self.duration_ns = duration_ns
-
-    def resolve(self, runtime: _runtime.Runtime) -> CaptureJob | None:
-        monitor, n = self.monitor, len(self.ids)
-        doc = parse_json(self.request)
-        if doc is NOT_JSON:
-            count_dropped(NOT_JSON_BODY, 1, "a request on a monitored route is not JSON")
-            end_span(runtime, monitor, None, self.context, None, n, False, self.start_ns, self.duration_ns)
-            return None
-        inputs = request_inputs(doc)  # parsed here: nobody else holds it, no copy needed
-        return CaptureJob(
-            monitor,
-            inputs,
-            self.outputs,
-            self.ids,
-            self.keep,
-            self.rate,
-            n,
-            self.context,
-            None,
-            self.start_ns,
-            self.duration_ns,
-        )
 
 
 class Exchange:
@@ -482,7 +426,9 @@ class Exchange:
         rate = runtime.sample_rate if monitor.sample_rate is None else monitor.sample_rate
         sampled, keep = sample_rows(ids, rate)
         if sampled:
-            job = HttpCapture(monitor, request, outputs, ids, keep, rate, self.context, wall_time_ns(t0), duration_ns)
+            start_ns = wall_time_ns(t0)
+            job = CaptureJob(monitor, request, outputs, ids, keep, rate, n, self.context, None, start_ns, duration_ns)
+            job.json_request = True
             runtime.worker.put_payload(job, len(request) + 64 * n + 256)
         runtime.worker.put_call((monitor, duration_ns / 1e9, None, n))
         LAST_IDS.set(ids)

@@ -26,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "NOT_JSON",
+    "NOT_JSON_BODY",
     "Extractor",
     "default_extract",
     "parse_json",
@@ -37,6 +38,7 @@ __all__ = [
 Extractor = Callable[[Any, Any], "tuple[Any, Any] | None"]
 
 NOT_JSON: Any = object()  # what parse_json returns for a body that is not JSON
+NOT_JSON_BODY = "http_body_not_json"  # the reason counted in predwatch.sdk.dropped
 _loads = json.loads
 _raw_decode = json.JSONDecoder().raw_decode
 

@@ -33,7 +33,7 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext
 
 from instrument import semconv
 from instrument._aggregate import DESCRIPTIONS, CallAggregates, add_metrics
-from instrument._capture import CaptureJob, DeferredCapture, coalesce, prepare_jobs
+from instrument._capture import CaptureJob, coalesce, prepare_jobs
 from instrument._config import Settings, load_settings
 from instrument._exporters import otlp_exporters
 from instrument._guard import STATS, fault
@@ -191,15 +191,11 @@ class Runtime:
         """Payload jobs of one drain: sampled calls are converted, then sent coalesced; others run as they are."""
         sampled = []
         for job in jobs:
+            if isinstance(job, CaptureJob):
+                sampled.append(job)
+                continue
             try:
-                if isinstance(job, DeferredCapture):
-                    resolved = job.resolve(self)
-                    if resolved is not None:
-                        sampled.append(resolved)
-                elif isinstance(job, CaptureJob):
-                    sampled.append(job)
-                else:
-                    job(self)
+                job(self)
             except Exception as exc:
                 fault("worker.payload", exc)
         for payload in coalesce(prepare_jobs(self, sampled), self.settings.max_event_bytes):

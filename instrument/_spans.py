@@ -17,7 +17,6 @@ its own tracer provider gets the SDK's spans as before.
 
 from __future__ import annotations
 
-import os
 import random
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
@@ -304,7 +303,6 @@ class LightTracerProvider(trace.TracerProvider):
         self.resource = resource
         self.processor = processor
         self.sampler = sampler or sampling._get_from_env_or_default()
-        self.pid = os.getpid()
 
     def get_tracer(
         self,

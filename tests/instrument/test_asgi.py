@@ -27,10 +27,12 @@ from starlette.routing import Mount, Route
 import instrument
 from instrument import _runtime, semconv
 from instrument._guard import STATS
+from instrument._spans import LightTracer
 
 from .conftest import Telemetry
+from .otlp_server import OTLPServer, attributes, value
 
-ROUTES = ["/predict", "/monitored", "/echo", "/expand", "/stream", "/boom", "/missing", "/v1/predict"]
+ROUTES = ["/predict", "/monitored", "/echo", "/expand", "/stream", "/boom", "/missing", "/form", "/v1/predict"]
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
@@ -99,6 +101,10 @@ class App:
             await request.body()
             raise RuntimeError("model exploded")
 
+        async def form(request: Request) -> Response:  # a request that is not JSON, a JSON answer
+            await request.body()
+            return JSONResponse({"predictions": [0.5]})
+
         async def missing(request: Request) -> Response:
             return JSONResponse({"detail": "no such model"}, status_code=404)
 
@@ -121,6 +127,7 @@ class App:
                 Route("/stream", stream, methods=post),
                 Route("/boom", boom, methods=post),
                 Route("/missing", missing, methods=post),
+                Route("/form", form, methods=post),
                 Route("/health", health),
                 Mount("/v1", routes=[Route("/predict", predict, methods=post)]),
             ],
@@ -462,3 +469,58 @@ def test_routes_are_matched_below_the_root_path(telemetry: Telemetry) -> None:
     assert event.body == {"ids": [pid], "inputs": {"f0": [1], "f1": [2]}, "outputs": {"prediction": [0.5]}}
     (server,) = server_spans(telemetry.spans())
     assert server.name == "POST /predict" and server.attributes["url.path"] == "/api/predict"
+
+
+def test_the_sdks_own_pipeline_exports_the_same_spans_and_rows() -> None:
+    """No application tracer provider: the SDK's own tracer, encoders and batch processors, decoded by a real
+    OTLP/HTTP endpoint. Attributes are built only for recording spans there; the request body is parsed on the
+    worker, and one that is not JSON is counted there while its prediction still counts."""
+    _runtime.reset_for_tests()
+    app = App()
+    with OTLPServer() as otlp:
+        instrument.configure(service_name="own-pipeline", endpoint=otlp.url, resource_metrics=False)
+        runtime = _runtime.current()
+        assert runtime is not None and isinstance(runtime.tracer, LightTracer)
+        with serve(app) as url, httpx.Client(base_url=url, headers={"user-agent": "tests/1"}) as client:
+            response = client.post("/predict", json={"instances": [[1.0, 2.0]]}, headers={"traceparent": TRACEPARENT})
+            text = client.post("/echo", content=b"a=1", headers={"content-type": "text/plain"})
+            client.get("/health")
+        assert text.status_code == 200 and text.content == b"a=1"  # not JSON either way: no ids
+        (pid,) = ids_of(response)
+        assert instrument.flush()
+        otlp.wait_for(lambda: len(otlp.spans()) >= 3 and list(otlp.log_records()))
+        by_name = {span.name: span for _, span in otlp.spans()}
+        server, predict, health = by_name["POST /predict"], by_name["predict http"], by_name["GET /health"]
+        port = int(url.rsplit(":", 1)[1])
+        assert server.kind == server.SPAN_KIND_SERVER and attributes(server.attributes) == {
+            "http.request.method": "POST",
+            "url.scheme": "http",
+            "url.path": "/predict",
+            "http.route": "/predict",
+            "server.address": "127.0.0.1",
+            "server.port": port,
+            "client.address": "127.0.0.1",
+            "user_agent.original": "tests/1",
+            "network.protocol.version": "1.1",
+            "http.response.status_code": 200,
+        }
+        assert server.trace_id.hex() == "0af7651916cd43dd8448eb211c80319c"
+        assert server.parent_span_id.hex() == "b7ad6b7169203331"
+        assert predict.trace_id == server.trace_id and predict.parent_span_id == server.span_id
+        assert attributes(health.attributes)["http.response.status_code"] == 200
+        [(_, record)] = list(otlp.log_records())
+        body = value(record.body)
+        assert body["ids"] == [pid] and body["inputs"] == {"f0": [1.0], "f1": [2.0]}
+    _runtime.reset_for_tests()
+
+
+def test_a_request_body_that_is_not_json_is_counted_and_its_prediction_kept(telemetry: Telemetry) -> None:
+    # The response alone gives the ids and the metrics; the worker finds the request unreadable and counts it.
+    app = App()
+    with serve(app) as url, httpx.Client(base_url=url) as client:
+        response = client.post("/form", data={"age": "41"})
+    assert response.json() == {"predictions": [0.5]} and len(ids_of(response)) == 1
+    assert telemetry.events() == []
+    assert STATS.dropped["http_body_not_json"] == 1
+    (point,) = telemetry.points(semconv.METRIC_PREDICTIONS)
+    assert point.value == 1 and point.attributes[semconv.ATTR_OUTCOME] == "ok"

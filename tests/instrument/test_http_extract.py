@@ -7,7 +7,14 @@ from typing import Any
 
 import pytest
 
-from instrument._http_extract import NOT_JSON, default_extract, parse_json, request_inputs, response_outputs
+from instrument._http_extract import (
+    NOT_JSON,
+    default_extract,
+    parse_json,
+    request_inputs,
+    response_outputs,
+    response_rows,
+)
 from instrument._inputs import input_columns
 from instrument._outputs import output_columns
 
@@ -135,3 +142,23 @@ def test_odd_documents_are_passed_on_for_the_sdk_to_judge() -> None:
     assert request_inputs({"inputs": [{"name": "x"}]}) == [{"name": "x"}]  # not tensors: rows of dicts
     assert response_outputs({"predictions": 3}) == 3
     assert response_outputs([]) == []
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        {"predictions": [0.1, 0.9, 0.4]},
+        {"predictions": [[0.1, 0.9], [0.8, 0.2]]},
+        {"predictions": [{"score": 0.1, "label": "a"}, {"score": 0.7, "label": "b"}]},
+        {"outputs": {"score": [0.1, 0.2], "label": [0, 1]}},
+        {"outputs": [{"name": "p", "shape": [2, 2], "datatype": "FP32", "data": [0.1, 0.9, 0.8, 0.2]}]},
+        {"score": 0.7},
+        [0.3, 0.4, 0.5, 0.6],
+        0.5,
+    ],
+)
+def test_the_row_count_of_a_response_is_that_of_its_outputs(response: Any) -> None:
+    # The middleware makes ids from it before the outputs are converted: it must agree with the conversion.
+    outputs = response_outputs(response)
+    _, rows = output_columns(outputs, task=None, names=None, classes=None, threshold=0.5, max_len=256)
+    assert response_rows(outputs) == rows
