@@ -1,6 +1,7 @@
 """Requests per second of a trivial predict endpoint with and without the ASGI/WSGI middleware.
 
     .venv/bin/python -m benchmarks.middleware [--seconds 2] [--rounds 6] [--servers asgi,wsgi] [--variants ...]
+                                              [--no-pin] [--no-cpu]
 
 One run measures a FastAPI app under uvicorn and a Flask app under werkzeug's threaded server (one JSON row of
 20 features in, one score out, validated by pydantic on FastAPI), each bare and with the middleware: with its
@@ -14,6 +15,8 @@ so its clients reconnect). The servers are pinned to one CPU and the load genera
 In each round a kind's variants run one after the other between two runs of its bare server, and each loss is
 taken against the mean of those two; the median over rounds is reported with its range. The machines this
 runs on are shared and noisy: nothing else should run meanwhile, and one run is the unit to compare within.
+Then `benchmarks.middleware_cpu` measures the CPU time the middleware adds per request in process, a steadier
+figure, and estimates the loss from it and the bare server's CPU time per request.
 """
 
 from __future__ import annotations
@@ -314,6 +317,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--servers", default=",".join(SERVERS), help="asgi (FastAPI), wsgi (Flask) or both")
+    parser.add_argument("--no-cpu", action="store_true", help="skip the in-process CPU measurement")
     parser.add_argument("--serve", nargs=3, metavar=("KIND", "VARIANT", "ENDPOINT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -326,7 +330,13 @@ def main() -> None:
     kinds = [k for k in args.servers.split(",") if k]
     if not kinds or set(kinds) - set(SERVERS):
         parser.error(f"--servers takes {' or '.join(SERVERS)}")
-    print(report(run(args.seconds, args.rounds, args.connections, variants, kinds, not args.no_pin)))
+    results = run(args.seconds, args.rounds, args.connections, variants, kinds, not args.no_pin)
+    print(report(results), flush=True)
+    if not args.no_cpu:  # the steadier figure: the CPU time added per request, measured in process
+        from benchmarks import middleware_cpu
+
+        added = middleware_cpu.run(variants=variants, kinds=kinds, pin=not args.no_pin)
+        print(middleware_cpu.report(added, {k: results[f"{k}_bare_cpu_us"] for k in kinds}))
 
 
 if __name__ == "__main__":

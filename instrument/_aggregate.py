@@ -2,20 +2,22 @@
 
 Recording one value through an OpenTelemetry histogram costs ~15-25 us of CPU (attribute handling, view
 matching, locks); three recordings per predict call made the SDK's background CPU larger than a model's.
-When the SDK owns the metrics pipeline, the worker thread instead folds calls into these aggregates (a bisect
-and a few additions per call) and the exporter adds them to each export as `predwatch.predictions`,
-`predwatch.predict.duration` and `predwatch.batch.size`, exactly as the SDK's own delta histograms would
-appear on the wire. With an application's own MeterProvider the ordinary instruments are used instead.
+When the SDK owns the metrics pipeline, the worker thread instead appends calls to these aggregates (folded
+into bucket counts a few thousand at a time) and the exporter adds them to each export as
+`predwatch.predictions`, `predwatch.predict.duration` and `predwatch.batch.size`, exactly as the SDK's own
+delta histograms would appear on the wire. With an application's own MeterProvider the ordinary instruments
+are used instead.
 """
 
 from __future__ import annotations
 
+import math
 import threading
-from bisect import bisect_left
 from collections.abc import Sequence
 from time import time_ns
 from typing import Any
 
+import numpy as np
 from opentelemetry.sdk.metrics.export import (
     AggregationTemporality,
     Histogram,
@@ -38,23 +40,30 @@ DESCRIPTIONS = ("Predictions (rows), by outcome", "Rows per predict call", "Dura
 
 
 class _Histogram:
-    __slots__ = ("counts", "count", "sum", "min", "max")
+    """Values are appended as they come and folded into bucket counts a few thousand at a time (numpy): one
+    list append per call on the worker thread instead of a bisect and four updates."""
+
+    __slots__ = ("counts", "count", "sum", "min", "max", "pending")
 
     def __init__(self, buckets: int) -> None:
-        self.counts = [0] * buckets
+        self.counts = np.zeros(buckets, dtype=np.int64)
         self.count = 0
         self.sum = 0.0
         self.min = float("inf")
         self.max = float("-inf")
+        self.pending: list[float] = []
 
-    def add(self, bounds: Sequence[float], value: float) -> None:
-        self.counts[bisect_left(bounds, value)] += 1  # bucket i holds (bounds[i-1], bounds[i]], as OTel's
-        self.count += 1
-        self.sum += value
-        if value < self.min:
-            self.min = value
-        if value > self.max:
-            self.max = value
+    def fold(self, bounds: np.ndarray[Any, Any]) -> None:
+        if not self.pending:
+            return
+        values = np.asarray(self.pending, dtype=np.float64)
+        self.pending = []
+        # bucket i holds (bounds[i-1], bounds[i]], as OpenTelemetry's: searchsorted(side="left") is bisect_left
+        self.counts += np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(self.counts))
+        self.count += len(values)
+        self.sum += math.fsum(values.tolist())
+        self.min = min(self.min, float(values.min()))
+        self.max = max(self.max, float(values.max()))
 
 
 class _Entry:
@@ -67,28 +76,38 @@ class _Entry:
         self.batch = _Histogram(batch_buckets)
 
 
+_FOLD = 4096  # values held per histogram before they are folded into its counts
+
+
 class CallAggregates:
     def __init__(self, duration_bounds: Sequence[float], batch_bounds: Sequence[float]) -> None:
         self.duration_bounds = list(duration_bounds)
         self.batch_bounds = list(batch_bounds)
+        self._duration_array = np.asarray(self.duration_bounds, dtype=np.float64)
+        self._batch_array = np.asarray(self.batch_bounds, dtype=np.float64)
         self._lock = threading.Lock()
         self._entries: dict[int, _Entry] = {}
         self._start_ns = time_ns()
 
     def add(self, batch: list[tuple[Any, float | None, str | None, int]]) -> None:
         """Fold calls (monitor, duration_s, error_type, rows) in; the worker thread calls this."""
-        dbounds, bbounds = self.duration_bounds, self.batch_bounds
         with self._lock:
             entries = self._entries
             for monitor, duration_s, error_type, rows in batch:
                 attrs = monitor.metric_attributes(error_type)
                 entry = entries.get(id(attrs))
                 if entry is None:
-                    entry = entries[id(attrs)] = _Entry(attrs, len(dbounds) + 1, len(bbounds) + 1)
+                    entry = entries[id(attrs)] = _Entry(
+                        attrs, len(self.duration_bounds) + 1, len(self.batch_bounds) + 1
+                    )
                 entry.rows += rows
                 if duration_s is not None:
-                    entry.duration.add(dbounds, duration_s)
-                entry.batch.add(bbounds, float(rows))
+                    entry.duration.pending.append(duration_s)
+                sizes = entry.batch.pending
+                sizes.append(rows)
+                if len(sizes) >= _FOLD:
+                    entry.duration.fold(self._duration_array)
+                    entry.batch.fold(self._batch_array)
 
     def collect(self) -> list[Metric]:
         """The deltas since the previous collect, as OpenTelemetry metric data (the exporter thread)."""
@@ -100,6 +119,8 @@ class CallAggregates:
             return []
         rows, durations, batches = [], [], []
         for entry in entries.values():
+            entry.duration.fold(self._duration_array)
+            entry.batch.fold(self._batch_array)
             rows.append(NumberDataPoint(entry.attributes, start, end, entry.rows))
             if entry.duration.count:
                 durations.append(_point(entry.attributes, start, end, self.duration_bounds, entry.duration))
@@ -123,7 +144,7 @@ def _point(
         time_unix_nano=end,
         count=hist.count,
         sum=hist.sum,
-        bucket_counts=list(hist.counts),
+        bucket_counts=hist.counts.tolist(),
         explicit_bounds=list(bounds),
         min=hist.min,
         max=hist.max,

@@ -54,54 +54,39 @@ class _ScopeGetter(Getter[Scope]):
 _SCOPE_GETTER = _ScopeGetter()
 
 
-def _content_length(headers: Any) -> int | None:
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            return int(value) if value.isdigit() else None
-    return None
-
-
 def _with_ids(message: Message, value: str) -> Message:
     return {**message, "headers": [*message.get("headers", ()), (_ID_HEADER, value.encode("latin-1"))]}
 
 
-class _Call:
-    """The wrapped receive and send of one request."""
+class _Exchange(Exchange):
+    """One request's exchange with the wrapped receive and send (set by the middleware once it is made)."""
 
-    __slots__ = ("_receive", "_send", "exchange", "held")
-
-    def __init__(self, exchange: Exchange, receive: Receive, send: Send) -> None:
-        self.exchange = exchange
-        self._receive = receive
-        self._send = send
-        self.held: Message | None = None  # a response start waiting for the first body message
+    __slots__ = ("_receive", "_send", "held")
+    _receive: Receive
+    _send: Send
+    held: Message | None  # a response start waiting for the first body message
 
     async def receive(self) -> Message:
         message = await self._receive()
         if message["type"] == "http.request":
-            self.exchange.add_request(message.get("body", b""), not message.get("more_body", False))
+            self.add_request(message.get("body", b""), not message.get("more_body", False))
         return message
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
-        exchange = self.exchange
         if kind == "http.response.body":
             held = self.held
             if held is not None:
                 self.held = None
-                value = exchange.on_first_body(message.get("body", b""), not message.get("more_body", False))
+                value = self.on_first_body(message.get("body", b""), not message.get("more_body", False))
                 await self._send(_with_ids(held, value) if value else held)
-            elif exchange.collecting:
-                exchange.on_body(message.get("body", b""), not message.get("more_body", False))
+            elif self.collecting:
+                self.on_body(message.get("body", b""), not message.get("more_body", False))
             await self._send(message)
             return
         if kind == "http.response.start":
-            try:
-                length = _content_length(message.get("headers", ()))
-            except Exception as exc:
-                fault("asgi.headers", exc)
-                length = None
-            hold, value = exchange.on_start(message["status"], length)
+            # The size cap is checked on the body itself: reading Content-Length here would cost every request.
+            hold, value = self.on_start(message["status"], None)
             if hold:
                 self.held = message
                 return
@@ -115,7 +100,7 @@ class _Call:
     async def send_status(self, message: Message) -> None:
         """send for a route that is only traced."""
         if message["type"] == "http.response.start":
-            self.exchange.status = message["status"]
+            self.status = message["status"]
         await self._send(message)
 
 
@@ -182,19 +167,19 @@ class ASGIMiddleware:
         if exchange is None:
             return await self.app(scope, receive, send)
 
-        call = _Call(exchange, receive, send)
+        exchange._receive, exchange._send, exchange.held = receive, send, None
         token = otel_context.attach(exchange.context)
         sink_token = ID_SINK.set(exchange.sink) if capture else None
         try:
             if capture:
-                await self.app(scope, call.receive, call.send)
-                if call.held is not None:  # the application returned without a body message
-                    held, call.held = call.held, None
+                await self.app(scope, exchange.receive, exchange.send)
+                if exchange.held is not None:  # the application returned without a body message
+                    held, exchange.held = exchange.held, None
                     await send(held)
             else:
-                await self.app(scope, receive, call.send_status)
+                await self.app(scope, receive, exchange.send_status)
         except BaseException as exc:
-            if call.held is not None:
+            if exchange.held is not None:
                 exchange.status = None  # the start was never sent: the server answers 500
             self._route(scope, root, exchange)
             exchange.end(exc)
@@ -209,36 +194,27 @@ class ASGIMiddleware:
 
     def _begin(
         self, runtime: _runtime.Runtime, scope: Scope, path: str, route_path: str, capture: bool
-    ) -> Exchange | None:
-        host = user_agent = length = None
-        carried = False
-        context_headers = self.http.context_headers()[0]
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value.decode("latin-1")
-            elif name == b"content-length":
-                length = int(value) if value.isdigit() else None
-            elif name == b"user-agent":
-                user_agent = value.decode("latin-1")
-            elif name in context_headers:
-                carried = True
+    ) -> _Exchange | None:
+        headers = dict(scope["headers"])  # names are lower-case bytes in ASGI; the last of a repeated one wins
+        host = headers.get(b"host")
+        user_agent = headers.get(b"user-agent")
+        raw_length = headers.get(b"content-length")
+        length = int(raw_length) if raw_length is not None and raw_length.isdigit() else None
+        carried = not headers.keys().isdisjoint(self.http.context_headers()[0])
         client = scope.get("client")
-        return self.http.begin(
-            runtime,
-            capture,
-            method=scope["method"],
-            scheme=scope.get("scheme", "http"),
-            path=path,
-            route=route_path if capture and self._named_routes else None,
-            host=host,
-            server=scope.get("server"),
-            client=client[0] if client else None,
-            user_agent=user_agent,
-            protocol=scope.get("http_version"),
-            carrier=scope,
-            getter=_SCOPE_GETTER,
-            request_length=length,
-            carried=carried,
+        request = (
+            scope["method"],
+            scope.get("scheme", "http"),
+            path,
+            route_path if capture and self._named_routes else None,
+            None if host is None else host.decode("latin-1"),
+            scope.get("server"),
+            client[0] if client else None,
+            None if user_agent is None else user_agent.decode("latin-1"),
+            scope.get("http_version"),
+        )
+        return self.http.begin(  # type: ignore[return-value]  # an _Exchange, as asked
+            runtime, capture, request, scope, _SCOPE_GETTER, length, carried, _Exchange
         )
 
     @staticmethod

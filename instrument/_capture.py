@@ -221,6 +221,7 @@ class CaptureJob:
 
 
 _INT64 = 1 << 63
+_PLAIN = frozenset((float, str, bool, int))
 
 
 def _row_batch_key(job: CaptureJob) -> tuple[Any, ...] | None:
@@ -239,19 +240,20 @@ def _row_batch_key(job: CaptureJob) -> tuple[Any, ...] | None:
         return None
     first = x[0]
     kind = type(first)
+    single = len(x) == 1  # the middleware's case: no other rows to compare with the first
     layout: Any
     if kind is list:
         layout = len(first)
-        if any(type(row) is not list or len(row) != layout for row in x):
+        if not single and any(type(row) is not list or len(row) != layout for row in x):
             return None
     elif kind is dict:
         layout = tuple(first)
-        if any(type(row) is not dict or tuple(row) != layout for row in x):
+        if not single and any(type(row) is not dict or tuple(row) != layout for row in x):
             return None
     else:
         return None
     out = type(y[0])
-    if out not in (float, str, bool, int) or any(type(v) is not out for v in y):
+    if out not in _PLAIN or (not single and any(type(v) is not out for v in y)):
         return None
     if out is int and any(not -_INT64 <= v < _INT64 for v in y):
         return None  # numpy would read a column holding this one as objects

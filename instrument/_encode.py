@@ -142,13 +142,18 @@ _messages: dict[int, tuple[object, bytes]] = {}
 
 
 def attributes_field(tag: bytes, attributes: Mapping[str, Any]) -> bytes:
-    """Repeated KeyValue field `tag`. Cached; the types are part of the key (True == 1 == 1.0 in Python)."""
+    """Repeated KeyValue field `tag`. Cached, with the types in the key (True == 1 == 1.0 in Python); not when a
+    value is a sequence or a float zero, whose equal variants encode differently (-0.0 == 0.0, (1,) == (1.0,))."""
     values = tuple(attributes.values())
-    key: tuple[Any, ...] = (tag, tuple(attributes), values, tuple(map(type, values)))
-    try:
-        cached = _blocks.get(key)
-    except TypeError:  # an unhashable value
+    types = tuple(map(type, values))
+    key: tuple[Any, ...] = (tag, tuple(attributes), values, types)
+    if (float in types and 0.0 in values) or tuple in types or list in types:
         key, cached = (), None
+    else:
+        try:
+            cached = _blocks.get(key)
+        except TypeError:  # an unhashable value
+            key, cached = (), None
     if cached is not None:
         return cached
     block = b"".join(

@@ -18,7 +18,7 @@ import struct
 from collections.abc import Sequence
 
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanContext
+from opentelemetry.trace import SpanContext, SpanKind
 
 from instrument._encode import attributes_field, encode_request, len_field, varint
 
@@ -30,24 +30,41 @@ _HAS_IS_REMOTE = 0x100  # SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _IS_REMOTE = 0x200
 _FLAGS_LOCAL = b"\x85\x01" + _fixed32(_HAS_IS_REMOTE)
 _FLAGS_REMOTE = b"\x85\x01" + _fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
+_KINDS = {kind: b"\x30" + varint(kind.value + 1) for kind in SpanKind}  # the API's INTERNAL is 0; OTLP's is 1
+_times = struct.Struct("<BQBQ").pack  # start 7 and end 8 with their tags (0x39, 0x41), both fixed64
+_MAX_HEADS = 1024
+_heads: dict[tuple[str, SpanKind], bytes] = {}
+
+
+def _head(name: str, kind: SpanKind) -> bytes:
+    """The name and kind fields, which repeat from span to span."""
+    key = (name, kind)
+    found = _heads.get(key)
+    if found is None:
+        found = (len_field(b"\x2a", name.encode("utf-8", "replace")) if name else b"") + _KINDS[kind]
+        if len(_heads) >= _MAX_HEADS:
+            _heads.clear()
+        _heads[key] = found
+    return found
 
 
 def _span(span: ReadableSpan) -> bytes:
     context: SpanContext = span.context
-    parts = [b"\x0a\x10", context.trace_id.to_bytes(16, "big"), b"\x12\x08", context.span_id.to_bytes(8, "big")]
+    parent = span.parent
+    ids = b"\x0a\x10" + context.trace_id.to_bytes(16, "big") + b"\x12\x08" + context.span_id.to_bytes(8, "big")
     state = context.trace_state
     if state:
-        parts.append(len_field(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items()).encode()))
-    parent = span.parent
+        ids += len_field(b"\x1a", ",".join(f"{k}={v}" for k, v in state.items()).encode())
     if parent:
-        parts.append(b"\x22\x08" + parent.span_id.to_bytes(8, "big"))
-    if span.name:
-        parts.append(len_field(b"\x2a", span.name.encode("utf-8", "replace")))
-    parts.append(b"\x30" + varint(span.kind.value + 1))  # the API's INTERNAL is 0; OTLP's is 1
-    if span.start_time:
-        parts.append(b"\x39" + _fixed64(span.start_time))
-    if span.end_time:
-        parts.append(b"\x41" + _fixed64(span.end_time))
+        ids += b"\x22\x08" + parent.span_id.to_bytes(8, "big")
+    parts = [ids, _head(span.name, span.kind)]
+    start, end = span.start_time, span.end_time
+    if start and end:
+        parts.append(_times(0x39, start, 0x41, end))
+    elif start:
+        parts.append(b"\x39" + _fixed64(start))
+    elif end:
+        parts.append(b"\x41" + _fixed64(end))
     if span.attributes:
         parts.append(attributes_field(b"\x4a", span.attributes))
     if span.dropped_attributes:
@@ -66,12 +83,15 @@ def _span(span: ReadableSpan) -> bytes:
     if span.links or span.dropped_links:
         raise ValueError("the SDK's own spans have no links")
     status = span.status
-    body = b""
-    if status.description:
-        body = len_field(b"\x12", status.description.encode("utf-8", "replace"))
-    if status.status_code.value:
-        body += b"\x18" + varint(status.status_code.value)
-    parts.append(len_field(b"\x7a", body))
+    if status.description or status.status_code.value:
+        body = b""
+        if status.description:
+            body = len_field(b"\x12", status.description.encode("utf-8", "replace"))
+        if status.status_code.value:
+            body += b"\x18" + varint(status.status_code.value)
+        parts.append(len_field(b"\x7a", body))
+    else:
+        parts.append(b"\x7a\x00")  # an empty status message, as OpenTelemetry's encoder writes it
     parts.append(_FLAGS_REMOTE if parent is not None and parent.is_remote else _FLAGS_LOCAL)
     return b"".join(parts)
 

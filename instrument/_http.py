@@ -65,6 +65,7 @@ from instrument._http_extract import (
     response_rows,
 )
 from instrument._monitor import MISSING, ModelMonitor, wall_time_ns
+from instrument._spans import LightTracer
 from instrument._values import new_ids, sample_rows
 
 __all__ = ["ID_HEADER", "Exchange", "HttpMonitor"]
@@ -82,6 +83,7 @@ TOO_LARGE = "http_body_too_large"
 UNREAD = "http_request_unread"
 EXTRACT_FAILED = "http_extract_failed"
 HEADER_TOO_LONG = "http_id_header_too_long"
+_MAX_CACHED_ATTRIBUTES = 256
 
 
 def _host_port(host: str | None, fallback: tuple[str, int] | None) -> tuple[str | None, int | None]:
@@ -113,6 +115,10 @@ def id_header_value(ids: list[str], limit: int) -> str | None:
         count_dropped(HEADER_TOO_LONG, 1, f"{len(ids)} prediction ids do not fit in the {ID_HEADER} header")
         return None
     return value
+
+
+# (method, scheme, path, route, host, server, client, user_agent, protocol): see HttpMonitor._attributes
+Request = tuple[str, str, str, str | None, str | None, tuple[str, int] | None, str | None, str | None, str | None]
 
 
 class HttpMonitor:
@@ -155,6 +161,9 @@ class HttpMonitor:
         self.propagate = propagate.extract
         self._textmap = propagate.get_global_textmap
         self._fields: tuple[object, frozenset[bytes], frozenset[str]] = (None, frozenset(), frozenset())
+        # Server-span attributes by request tuple (method, scheme, path, route, host, server, client, ...): only
+        # ever read (set_attributes copies them), so concurrent requests may share an entry.
+        self._attribute_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def context_headers(self) -> tuple[frozenset[bytes], frozenset[str]]:
         """The headers the propagators read, as ASGI names (lower-case bytes) and WSGI environ keys: a request
@@ -174,7 +183,6 @@ class HttpMonitor:
     def _attributes(
         self,
         method: str,
-        known: bool,
         scheme: str,
         path: str,
         route: str | None,
@@ -185,6 +193,7 @@ class HttpMonitor:
         protocol: str | None,
     ) -> dict[str, Any]:
         """The server span's HTTP semantic-convention attributes."""
+        known = method in _METHODS
         attrs: dict[str, Any] = {_METHOD: method if known else "_OTHER", url_attributes.URL_SCHEME: scheme}
         if not known:
             attrs[http_attributes.HTTP_REQUEST_METHOD_ORIGINAL] = method
@@ -204,45 +213,59 @@ class HttpMonitor:
             attrs[network_attributes.NETWORK_PROTOCOL_VERSION] = protocol
         return attrs
 
+    def _cached_attributes(self, request: tuple[Any, ...]) -> dict[str, Any]:
+        """`_attributes(*request)`, from a small cache: requests to a server mostly repeat them."""
+        try:
+            found = self._attribute_cache.get(request)
+        except TypeError:  # a part that is not hashable (an ASGI server given as a list, say)
+            return self._attributes(*request)
+        if found is None:
+            found = self._attributes(*request)
+            cache = self._attribute_cache
+            if len(cache) >= _MAX_CACHED_ATTRIBUTES:
+                cache.clear()
+            cache[request] = found
+        return found
+
     def begin(
         self,
         runtime: _runtime.Runtime,
         capture: bool,
-        method: str,
-        scheme: str,
-        path: str,
-        route: str | None,
-        host: str | None,
-        server: tuple[str, int] | None,
-        client: str | None,
-        user_agent: str | None,
-        protocol: str | None,
+        request: Request,
         carrier: Any,
         getter: Any,
         request_length: int | None,
         carried: bool = True,
+        exchange: type[Exchange] | None = None,
     ) -> Exchange | None:
-        """Open the server span (or adopt an enclosing one) for a request; None after a fault. `carried`: the
-        request has one of the `context_headers()`."""
+        """Open the server span (or adopt an enclosing one) for a request; None after a fault. `request`: what the
+        span's attributes are made of. `carried`: the request has one of the `context_headers()`. `exchange`: the
+        class to make (an adapter's subclass of Exchange)."""
         t0 = perf_counter_ns()
         try:
             outer = trace.get_current_span()
             if outer.is_recording() and getattr(outer, "kind", None) is SpanKind.SERVER:
                 span, context = None, otel_context.get_current()  # already traced by an OpenTelemetry middleware
             else:
-                parent = self.propagate(carrier, getter=getter) if carried else None
-                known = method in _METHODS
-                name = (method if known else "HTTP") + (f" {route}" if route is not None else "")
+                method, route = request[0], request[3]
+                name = (method if method in _METHODS else "HTTP") + (f" {route}" if route is not None else "")
                 tracer = runtime.tracer
-                request = (method, known, scheme, path, route, host, server, client, user_agent, protocol)
-                # The SDK's own tracer samples without the attributes: they are built only for a recording span.
-                later = getattr(tracer, "attributes_unused", False)
-                attrs = None if later else self._attributes(*request)
-                span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
-                if later and span.is_recording():
-                    span.set_attributes(self._attributes(*request))
+                parent = None
+                if type(tracer) is LightTracer and tracer.attributes_unused:
+                    # The SDK's own tracer samples without the attributes: they are made only for a recording span.
+                    if carried:
+                        parent = self.propagate(carrier, getter=getter)
+                        span = tracer.start_span(name, parent, SpanKind.SERVER)
+                    else:
+                        span = tracer.start_child(name, outer, SpanKind.SERVER)
+                    if span.is_recording():
+                        span.set_attributes(self._cached_attributes(request))
+                else:
+                    parent = self.propagate(carrier, getter=getter) if carried else None
+                    attrs = self._attributes(*request)
+                    span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
                 context = trace.set_span_in_context(span, parent)
-            return Exchange(self, runtime, span, context, t0, method, capture, request_length)
+            return (exchange or Exchange)(self, runtime, span, context, t0, request[0], capture, request_length)
         except Exception as exc:
             fault("http.begin", exc)
             return None

@@ -256,7 +256,21 @@ class LightTracer(trace.Tracer):
         record_exception: bool = True,
         set_status_on_exception: bool = True,
     ) -> trace.Span:
-        current = trace.get_current_span(context).get_span_context()
+        return self.start_child(name, trace.get_current_span(context), kind, attributes, links, start_time, context)
+
+    def start_child(
+        self,
+        name: str,
+        current_span: trace.Span,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: types.Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        context: Context | None = None,
+    ) -> trace.Span:
+        """`start_span` for a caller that has already looked up the current span (`context`'s, or the current
+        context's when None): the middleware, which checks it for an enclosing server span first."""
+        current = current_span.get_span_context()
         parent = current if current.is_valid else None
         trace_id = current.trace_id if parent is not None else random.getrandbits(128) or 1
         bound = self.root_bound

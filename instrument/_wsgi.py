@@ -313,20 +313,18 @@ class WSGIMiddleware:
     def _begin(self, runtime: _runtime.Runtime, environ: WSGIEnvironment, path: str, capture: bool) -> Exchange | None:
         protocol = environ.get("SERVER_PROTOCOL", "")
         port = environ.get("SERVER_PORT")
+        request = (
+            environ.get("REQUEST_METHOD", "GET"),
+            environ.get("wsgi.url_scheme", "http"),
+            environ.get("SCRIPT_NAME", "") + path,
+            path if capture and self._named_routes else None,
+            environ.get("HTTP_HOST"),
+            (environ.get("SERVER_NAME", ""), int(port)) if port and port.isdigit() else None,
+            environ.get("REMOTE_ADDR"),
+            environ.get("HTTP_USER_AGENT"),
+            protocol[5:] if protocol.startswith("HTTP/") else None,
+        )
+        carried = not environ.keys().isdisjoint(self.http.context_headers()[1])
         return self.http.begin(
-            runtime,
-            capture,
-            method=environ.get("REQUEST_METHOD", "GET"),
-            scheme=environ.get("wsgi.url_scheme", "http"),
-            path=environ.get("SCRIPT_NAME", "") + path,
-            route=path if capture and self._named_routes else None,
-            host=environ.get("HTTP_HOST"),
-            server=(environ.get("SERVER_NAME", ""), int(port)) if port and port.isdigit() else None,
-            client=environ.get("REMOTE_ADDR"),
-            user_agent=environ.get("HTTP_USER_AGENT"),
-            protocol=protocol[5:] if protocol.startswith("HTTP/") else None,
-            carrier=environ,
-            getter=_GETTER,
-            request_length=_length(environ.get("CONTENT_LENGTH")),
-            carried=not environ.keys().isdisjoint(self.http.context_headers()[1]),
+            runtime, capture, request, environ, _GETTER, _length(environ.get("CONTENT_LENGTH")), carried
         )

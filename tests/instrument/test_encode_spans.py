@@ -71,7 +71,7 @@ def make_spans(provider: Any, rng: random.Random, count: int) -> None:
                 context=random_parent(rng),
                 kind=kind,
                 attributes=random_attributes(rng),
-                start_time=rng.getrandbits(62),
+                start_time=rng.getrandbits(62) if rng.random() < 0.9 else 0,  # 0: the field is left out
             )
             for _ in range(rng.randrange(3)):
                 span.add_event(f"e{rng.randrange(3)}", random_attributes(rng), timestamp=rng.getrandbits(62))
@@ -84,7 +84,7 @@ def make_spans(provider: Any, rng: random.Random, count: int) -> None:
                 span.set_status(Status(StatusCode.OK))
             elif status == 3:
                 span.set_status(StatusCode.ERROR)
-            span.end(end_time=rng.getrandbits(62))
+            span.end(end_time=rng.getrandbits(62) if rng.random() < 0.9 else 0)
 
 
 def light_spans(seed: int, count: int = 30) -> list[ReadableSpan]:
