@@ -1,12 +1,14 @@
 """The CPU time the ASGI/WSGI middleware adds to a request, measured in process, without a server.
 
-    .venv/bin/python -m benchmarks.middleware_cpu [--blocks 30] [--servers asgi,wsgi] [--variants ...]
+    .venv/bin/python -m benchmarks.middleware_cpu [--blocks 16] [--size 2000] [--servers asgi,wsgi] [--variants ...]
 
 Requests per second through a real server (`benchmarks.middleware`) are what a user sees, but on a shared
 machine they move by ±20 % from one second to the next. This drives the same apps straight through their
 ASGI/WSGI interfaces (a prepared request, no sockets) in one process per variant, alternating blocks of the
 bare app and the app with the middleware, and reports the median difference in process CPU time (all
-threads: the SDK's worker and export threads included, each block flushed before its clock stops). Drift in
+threads: the SDK's worker and export threads included, each block flushed before its clock stops; a block
+is 2,000 requests, so that the exports a flush forces cost about what they cost a server, where the
+processors export every few seconds). Drift in
 the machine's speed hits both halves of a pair alike, so the figure is steady to a microsecond or two;
 divided by the server's own CPU time per request it estimates the loss in requests per second.
 """
@@ -138,8 +140,8 @@ def measure(kind: str, name: str, endpoint: str, blocks: int, size: int) -> dict
 
 
 def run(
-    blocks: int = 30,
-    size: int = 500,
+    blocks: int = 16,
+    size: int = 2000,
     variants: Sequence[str] = DEFAULT_VARIANTS,
     kinds: Sequence[str] = SERVERS,
     pin: bool = True,
@@ -180,8 +182,8 @@ def report(results: dict[str, dict[str, float]], server_cpu_us: dict[str, float]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--blocks", type=int, default=30)
-    parser.add_argument("--size", type=int, default=500, help="requests per block")
+    parser.add_argument("--blocks", type=int, default=16)
+    parser.add_argument("--size", type=int, default=2000, help="requests per block")
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--servers", default=",".join(SERVERS), help="asgi (FastAPI), wsgi (Flask) or both")
     parser.add_argument("--no-pin", action="store_true", help="let the OS place the measuring processes")

@@ -115,7 +115,7 @@ class _Call:
             exchange.status = code
             self.server_write = self._start_response(status, headers, exc_info)
             return self.server_write
-        hold, value = exchange.on_start(code, _content_length(headers))
+        hold, value = exchange.on_start(code, None)  # the size cap is checked on the body itself
         if hold:
             self.held = (status, headers, exc_info)
             return self.write
@@ -139,10 +139,12 @@ class _Call:
 
 def _content_length(headers: list[tuple[str, str]]) -> int | None:
     try:
-        return _length(next((v for k, v in headers if k.lower() == "content-length"), None))
+        for name, value in headers:
+            if name.lower() == "content-length":
+                return _length(value)
     except Exception as exc:
         fault("wsgi.headers", exc)
-        return None
+    return None
 
 
 class _Body:
