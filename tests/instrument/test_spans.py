@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -164,10 +165,18 @@ def test_a_recording_span_reads_as_one(make: Callable[[Any], bool]) -> None:
 
 
 @pytest.mark.parametrize("sampler", [sampling.ParentBasedTraceIdRatio(0.3), sampling.TraceIdRatioBased(0.3)])
-def test_ratio_sampling_picks_the_same_traces(sampler: sampling.Sampler) -> None:
+def test_ratio_sampling_picks_the_same_traces(sampler: sampling.Sampler, monkeypatch: pytest.MonkeyPatch) -> None:
     providers, exporters = pair(sampler)
+    original, here = random.getrandbits, threading.get_ident()
     for provider in providers:
-        random.seed(7)  # both tracers draw their ids from `random`, in the same order
+        # Both tracers draw their ids from `random.getrandbits`, in the same order: give this thread the same
+        # sequence for each (other threads, such as an earlier test's exporters, keep the module's own).
+        ids = random.Random(7)
+
+        def draw(k: int, ids: random.Random = ids) -> int:
+            return ids.getrandbits(k) if threading.get_ident() == here else original(k)
+
+        monkeypatch.setattr(random, "getrandbits", draw)
         tracer = provider.get_tracer("t")
         for _ in range(300):
             root = tracer.start_span("root")
