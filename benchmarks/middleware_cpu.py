@@ -1,6 +1,7 @@
 """The CPU time the ASGI/WSGI middleware adds to a request, measured in process, without a server.
 
     .venv/bin/python -m benchmarks.middleware_cpu [--blocks 16] [--size 2000] [--servers asgi,wsgi] [--variants ...]
+    .venv/bin/python -m benchmarks.middleware_cpu --bytecodes asgi untraced     # where it goes, deterministically
 
 Requests per second through a real server (`benchmarks.middleware`) are what a user sees, but on a shared
 machine they move by ±20 % from one second to the next. This drives the same apps straight through their
@@ -11,6 +12,11 @@ is 2,000 requests, so that the exports a flush forces cost about what they cost 
 processors export every few seconds). Drift in
 the machine's speed hits both halves of a pair alike, so the figure is steady to a microsecond or two;
 divided by the server's own CPU time per request it estimates the loss in requests per second.
+
+`--bytecodes KIND VARIANT` counts instead the Python bytecodes a request executes (sys.settrace), by function,
+bare and with the middleware: the same count on every run and every machine, so a change to the hot path can
+be judged without timing it. The worker's share is counted too (its queue is drained on the measuring
+thread); the export threads' encoding is not.
 """
 
 from __future__ import annotations
@@ -139,6 +145,53 @@ def measure(kind: str, name: str, endpoint: str, blocks: int, size: int) -> dict
     return {"bare_us": statistics.median(bare), "added_us": statistics.median(added), "q1": low, "q3": high}
 
 
+def bytecodes(kind: str, name: str, endpoint: str, n: int = 50) -> tuple[float, float, list[tuple[float, str]]]:
+    """(bare bytecodes per request, with the middleware, [(added per request, "file:function"), ...])."""
+    import collections
+    from types import FrameType
+
+    import instrument
+    from benchmarks.middleware import _asgi_app, _wsgi_app
+    from instrument import _runtime
+
+    variant = VARIANTS[name]
+    if variant.traced < 1.0:
+        os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+        os.environ["OTEL_TRACES_SAMPLER_ARG"] = str(variant.traced)
+    instrument.configure(service_name=f"bench-ops-{kind}-{name}", endpoint=endpoint, sample_rate=variant.sample_rate)
+    make, driver = (_asgi_app, _asgi_driver) if kind == "asgi" else (_wsgi_app, _wsgi_driver)
+    drives = {"bare": driver(make(VARIANTS["bare"])), name: driver(make(variant))}
+    for drive in drives.values():
+        drive(300)
+    instrument.flush()
+    runtime = _runtime.current()
+    assert runtime is not None
+    runtime.worker.stop()  # from here the queue is drained on this thread, where the count sees it
+    counts: dict[str, collections.Counter[str]] = {}
+    for label, drive in drives.items():
+        counter: collections.Counter[str] = collections.Counter()
+
+        def trace(frame: FrameType, event: str, arg: Any, counter: collections.Counter[str] = counter) -> Any:
+            frame.f_trace_opcodes = True
+            if event == "opcode":
+                code = frame.f_code
+                counter[f"{code.co_filename.rpartition('site-packages/')[2]}:{code.co_name}"] += 1
+            return trace
+
+        sys.settrace(trace)
+        try:
+            drive(n)
+            runtime.worker.drain()
+        finally:
+            sys.settrace(None)
+        counts[label] = counter
+    bare, with_middleware = counts["bare"], counts[name]
+    added = sorted(
+        ((with_middleware[k] - bare[k]) / n, k.replace(os.getcwd() + os.sep, "")) for k in bare | with_middleware
+    )
+    return bare.total() / n, with_middleware.total() / n, added[::-1]
+
+
 def run(
     blocks: int = 16,
     size: int = 2000,
@@ -187,8 +240,20 @@ def main() -> None:
     parser.add_argument("--variants", default=",".join(DEFAULT_VARIANTS), help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--servers", default=",".join(SERVERS), help="asgi (FastAPI), wsgi (Flask) or both")
     parser.add_argument("--no-pin", action="store_true", help="let the OS place the measuring processes")
+    parser.add_argument("--bytecodes", nargs=2, metavar=("KIND", "VARIANT"), help="count bytecodes per request")
     parser.add_argument("--measure", nargs=3, metavar=("KIND", "VARIANT", "ENDPOINT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.bytecodes:
+        kind, name = args.bytecodes
+        if kind not in SERVERS or name not in VARIANTS or name == "bare":
+            parser.error(f"--bytecodes takes one of {', '.join(SERVERS)} and a variant other than bare")
+        with otlp_sink() as endpoint, contextlib.redirect_stdout(sys.stderr):
+            bare, total, added = bytecodes(kind, name, endpoint)
+        print(f"Python bytecodes per request: {bare:.0f} bare, {total:.0f} with the middleware ({name}), by function:")
+        for count, where in added:
+            if abs(count) >= 5:
+                print(f"  {count:+7.0f}  {where}")
+        return
     if args.measure:
         with contextlib.redirect_stdout(sys.stderr):  # anything the apps print stays off the result line
             result = measure(*args.measure, args.blocks, args.size)
