@@ -265,7 +265,8 @@ class HttpMonitor:
                     attrs = self._attributes(*request)
                     span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
                 context = trace.set_span_in_context(span, parent)
-            return (exchange or Exchange)(self, runtime, span, context, t0, request[0], capture, request_length)
+            make = exchange or Exchange
+            return make(self, runtime, span, context, t0, request[0], request[3], capture, request_length)
         except Exception as exc:
             fault("http.begin", exc)
             return None
@@ -284,6 +285,7 @@ class Exchange:
         "request_done",
         "request_size",
         "response",
+        "route",
         "response_size",
         "runtime",
         "sink",
@@ -300,6 +302,7 @@ class Exchange:
         context: Context,
         t0: int,
         method: str,
+        route: str | None,
         capture: bool,
         request_length: int | None,
     ) -> None:
@@ -308,6 +311,7 @@ class Exchange:
         self.span = span  # ours to end; None when an enclosing server span was adopted
         self.context = context
         self.method = method
+        self.route = route  # http.route as the span has it
         self.t0 = t0  # perf_counter_ns() when the request came in
         self.status: int | None = None
         self.sink: list[str] | None = [] if capture else None  # ids from @monitor calls inside the request
@@ -468,7 +472,8 @@ class Exchange:
 
     def set_route(self, route: str) -> None:
         span = self.span
-        if span is not None:
+        if span is not None and route != self.route:
+            self.route = route
             try:
                 span.set_attribute(_ROUTE, route)
                 span.update_name(f"{self.method if self.method in _METHODS else 'HTTP'} {route}")
