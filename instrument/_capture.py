@@ -54,12 +54,18 @@ def _pandas_copy_on_write() -> bool:
     return bool(getattr(pd.options.mode, "copy_on_write", False) is True)
 
 
+_PLAIN = frozenset((float, str, bool, int))  # outputs that convert row by row as they do together
+_ROW_VALUES = frozenset((float, str, bool, int, type(None)))  # the values of a row that needs no copy
+
+
 def snapshot(obj: Any) -> Any:
     """A copy of `obj` that later changes by the caller cannot reach (cheap: no conversion here)."""
     kind = type(obj)
     if kind is np.ndarray:
         return obj.copy()
     if kind is dict:
+        if _ROW_VALUES.issuperset(map(type, obj.values())):
+            return obj.copy()  # a row of plain values: nothing inside to copy
         return {k: (v.copy() if type(v) is np.ndarray or type(v) is list else v) for k, v in obj.items()}
     if kind is list:
         return list(obj)
@@ -221,7 +227,6 @@ class CaptureJob:
 
 
 _INT64 = 1 << 63
-_PLAIN = frozenset((float, str, bool, int))
 
 
 def _row_batch_key(job: CaptureJob) -> tuple[Any, ...] | None:
@@ -234,6 +239,13 @@ def _row_batch_key(job: CaptureJob) -> tuple[Any, ...] | None:
     converting two of them one by one.
     """
     x, y, ids = job.inputs, job.outputs, job.ids
+    if type(x) is dict and len(ids) == 1 and not job.columns_ready:
+        # One row as a dict of plain values (what a single-row predict is usually handed) with one plain output:
+        # the same as the row and the output in lists of one.
+        if type(y) not in _PLAIN or not _ROW_VALUES.issuperset(map(type, x.values())):
+            return None
+        rate = job.rate if job.keep is not None else None
+        return (id(job.monitor), dict, tuple(x), type(y), rate)
     if job.columns_ready or type(x) is not list or type(y) is not list or not x or len(x) != len(y):
         return None
     if len(ids) != len(x):
@@ -280,7 +292,11 @@ def _prepare_batch(runtime: Runtime, group: list[CaptureJob]) -> Captured | None
     ids: list[str] = []
     for job in group:
         keep = job.keep
-        if keep is None or len(keep) == len(job.ids):
+        if type(job.inputs) is dict:  # one row (see _row_batch_key); sampled, or it would not be here
+            rows.append(job.inputs)
+            outputs.append(job.outputs)
+            ids.extend(job.ids)
+        elif keep is None or len(keep) == len(job.ids):
             rows.extend(job.inputs)
             outputs.extend(job.outputs)
             ids.extend(job.ids)

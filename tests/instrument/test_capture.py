@@ -18,7 +18,7 @@ from .conftest import Telemetry
 def random_call(rng: random.Random) -> tuple[Any, Any]:
     """Inputs and outputs in the shapes an HTTP request or a batch job hands over, some of them odd."""
     n = rng.choice([1, 1, 1, 2, 5])
-    shape = rng.randrange(6)
+    shape = rng.randrange(8)
     if shape == 0:
         width = rng.choice([3, 3, 4])
         x: Any = [[rng.random() for _ in range(width)] for _ in range(n)]
@@ -30,6 +30,11 @@ def random_call(rng: random.Random) -> tuple[Any, Any]:
         x = [[rng.random(), rng.randrange(9), "s"][: rng.choice([2, 3])] for _ in range(n)]  # ragged sometimes
     elif shape == 4:
         x = {"a": [rng.random() for _ in range(n)]}  # columns: not a batchable shape
+    elif shape in (5, 6):  # one row as a dict of plain values, the keys of shapes 1 and 2 (they group together)
+        n = 1
+        x = {"a": rng.random(), "b": rng.choice(["u", "v", None, 3])}
+        if shape == 6:
+            x = {"b": rng.randrange(5), "a": rng.choice([rng.random(), True, None])}
     else:
         x = [[float("nan"), rng.randrange(-(2**70), 2**70), True] for _ in range(n)]
     kind = rng.randrange(5)
@@ -45,6 +50,8 @@ def random_call(rng: random.Random) -> tuple[Any, Any]:
         y = [2**64 for _ in range(n)]  # too large for int64: numpy reads it as an object
     if rng.random() < 0.05:
         y = y[:-1] or [0.5, 0.5]  # a row mismatch, counted and dropped
+    elif n == 1 and rng.random() < 0.5:
+        y = y[0]  # one row's output as a plain value
     return x, y
 
 
