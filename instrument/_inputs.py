@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -151,7 +151,16 @@ def _from_mapping(data: Mapping[Any, Any], max_len: int) -> tuple[Columns, int]:
     return {name: [v] for name, v in zip(names, clean_list(values, max_len), strict=True)}, 1
 
 
+_DICTS = {dict}  # rows that are all plain dicts
+
+
 def _from_rows_of_dicts(rows: Sequence[Mapping[Any, Any]], max_len: int) -> tuple[Columns, int]:
+    if _DICTS == set(map(type, rows)):
+        keys = tuple(rows[0])
+        if len(keys) <= MAX_FEATURES and all(map(keys.__eq__, map(tuple, rows))):
+            # the same keys in the same order (rows of one form): transposed in one step
+            columns = zip(*map(dict.values, cast("Sequence[dict[Any, Any]]", rows)), strict=True)
+            return {str(k): clean_list(list(c), max_len) for k, c in zip(keys, columns, strict=True)}, len(rows)
     names: dict[Any, None] = {}
     for row in rows:
         if not isinstance(row, Mapping):

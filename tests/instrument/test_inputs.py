@@ -404,6 +404,18 @@ CASES: dict[str, Case] = {
         {"a": [1, None, None], "b": ["x", "y", None], "c": [None, 2.5, None]},
         3,
     ),
+    "list_of_dict_rows_same_keys": (
+        lambda: [{"a": 1, "b": "x"}, {"a": 2.5, "b": None}, {"a": np.float32(0.5), "b": LONG}],
+        None,
+        {"a": [1, 2.5, 0.5], "b": ["x", None, CUT]},
+        3,
+    ),
+    "list_of_dict_rows_keys_in_other_orders": (
+        lambda: [{"a": 1, "b": 2}, {"b": 3, "a": 4}],
+        None,
+        {"a": [1, 4], "b": [2, 3]},
+        2,
+    ),
     "tuple_of_dict_rows": (lambda: ({"a": np.int64(1)}, {"a": 2**64}), None, {"a": [1, float(2**64)]}, 2),
     "list_of_lists": (lambda: [[1, 2.5], [3, None]], None, {"f0": [1, 3], "f1": [2.5, None]}, 2),
     "list_of_lists_named": (lambda: [[1, "x"], [2, "y"]], ["n", "s"], {"n": [1, 2], "s": ["x", "y"]}, 2),
