@@ -107,7 +107,7 @@ class LightSpan(trace.Span):
         self.kind = kind
         self.attributes = attributes
         self.dropped_attributes = 0
-        self.events: list[SpanEvent] = []
+        self.events: Sequence[SpanEvent] = ()  # a list once an event is added: most spans have none
         self.dropped_events = 0
         self.status = _UNSET
         self.start_time = start_time
@@ -150,11 +150,14 @@ class LightSpan(trace.Span):
     def add_event(self, name: str, attributes: types.Attributes = None, timestamp: int | None = None) -> None:
         if self.end_time is not None:
             return
-        if len(self.events) >= _MAX_EVENTS:
+        events = self.events
+        if len(events) >= _MAX_EVENTS:
             self.dropped_events += 1
             return
+        if type(events) is not list:
+            events = self.events = []
         cleaned = {k: v for k, v in ((k, _clean(v)) for k, v in (attributes or {}).items()) if v is not None}
-        self.events.append(SpanEvent(name, timestamp if timestamp is not None else time_ns(), cleaned))
+        events.append(SpanEvent(name, timestamp if timestamp is not None else time_ns(), cleaned))
 
     def add_link(self, context: SpanContext, attributes: types.Attributes = None) -> None:
         pass  # the SDK's own spans have no links
