@@ -60,6 +60,7 @@ VARIANTS = {
     "monitored": Variant("+ middleware, @monitor inside", {}, monitored=True),
     # Not run by default; they split the cost up further (--variants ...).
     "traced": Variant("+ middleware, span only", {"routes": []}),
+    "recorded_few": Variant("+ middleware, all traced, 2.5 % recorded", {}, sample_rate=0.025),
     "passthrough": Variant("+ middleware, route not listed", {"routes": [], "trace_all_routes": False}),
 }
 DEFAULT_VARIANTS = ("bare", "recorded", "sampled", "untraced", "monitored")
