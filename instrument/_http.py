@@ -418,11 +418,7 @@ class Exchange:
         if not self.request_size:
             return None  # no body (GET, OPTIONS): nothing to record
         if owner.deferred:
-            response = parse_json(body)
-            if response is NOT_JSON:
-                count_dropped(NOT_JSON_BODY, 1, f"a response on a monitored route is not JSON ({self.method})")
-                return None
-            return self._defer(chunks[0] if len(chunks) == 1 else b"".join(chunks), response)
+            return self._defer(chunks[0] if len(chunks) == 1 else b"".join(chunks), body)
         request = parse_json(chunks[0] if len(chunks) == 1 else b"".join(chunks))
         response = parse_json(body) if request is not NOT_JSON else NOT_JSON
         if response is NOT_JSON:
@@ -438,15 +434,23 @@ class Exchange:
         inputs, outputs = pair
         return self._finish(inputs, outputs, None)
 
-    def _defer(self, request: bytes, response: Any) -> list[str] | None:
+    def _defer(self, request: bytes, body: bytes) -> list[str] | None:
         """Case (b) with the default mapping: ids from the response's row count, the call's metrics now, and the
         request body handed to the worker (parsed there) only when a row is sampled. The same records as
         `ModelMonitor.finish` makes, less work on the request's path."""
+        response = parse_json(body)
+        if response is NOT_JSON:
+            count_dropped(NOT_JSON_BODY, 1, f"a response on a monitored route is not JSON ({self.method})")
+            return None
         self.recorded = True
         monitor = self.owner.monitor
         runtime = self.runtime
-        outputs = response_outputs(response)
-        n = response_rows(outputs)
+        predictions = response.get("predictions") if type(response) is dict else None
+        if type(predictions) is list and (not predictions or type(predictions[0]) is not dict):
+            outputs, n = predictions, len(predictions)  # {"predictions": [values]}: what response_outputs gives
+        else:
+            outputs = response_outputs(response)
+            n = response_rows(outputs)
         ids = new_ids(n)
         t0 = self.t0
         duration_ns = perf_counter_ns() - t0
