@@ -245,6 +245,8 @@ def _row_batch_key(job: CaptureJob) -> tuple[Any, ...] | None:
         # the same as the row and the output in lists of one.
         if type(y) not in _PLAIN or not _ROW_VALUES.issuperset(map(type, x.values())):
             return None
+        if type(y) is int and not -_INT64 <= y < _INT64:
+            return None  # as below: numpy would read a column holding this one as objects
         rate = job.rate if job.keep is not None else None
         return (id(job.monitor), dict, tuple(x), type(y), rate)
     if job.columns_ready or type(x) is not list or type(y) is not list or not x or len(x) != len(y):

@@ -34,7 +34,7 @@ def random_call(rng: random.Random) -> tuple[Any, Any]:
         n = 1
         x = {"a": rng.random(), "b": rng.choice(["u", "v", None, 3])}
         if shape == 6:
-            x = {"b": rng.randrange(5), "a": rng.choice([rng.random(), True, None])}
+            x = {"b": rng.choice([rng.randrange(5), 2**70]), "a": rng.choice([rng.random(), True, None])}
     else:
         x = [[float("nan"), rng.randrange(-(2**70), 2**70), True] for _ in range(n)]
     kind = rng.randrange(5)
@@ -51,7 +51,7 @@ def random_call(rng: random.Random) -> tuple[Any, Any]:
     if rng.random() < 0.05:
         y = y[:-1] or [0.5, 0.5]  # a row mismatch, counted and dropped
     elif n == 1 and rng.random() < 0.5:
-        y = y[0]  # one row's output as a plain value
+        y = y[0]  # one row's output as a plain value (2**64 too: numpy would read it as an object)
     return x, y
 
 
