@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Sequence
+from functools import partial
+from operator import is_not, itemgetter
 from time import time_ns
 from typing import Any
 
@@ -77,6 +79,9 @@ class _Entry:
 
 
 _FOLD = 4096  # values held per histogram before they are folded into its counts
+_DURATION, _ROWS = itemgetter(1), itemgetter(3)  # of a call (monitor, duration_s, error_type, rows)
+_MODEL_OUTCOME = itemgetter(0, 2)
+_TIMED = partial(is_not, None)  # a call with a duration
 
 
 class CallAggregates:
@@ -90,22 +95,34 @@ class CallAggregates:
         self._start_ns = time_ns()
 
     def add(self, batch: list[tuple[Any, float | None, str | None, int]]) -> None:
-        """Fold calls (monitor, duration_s, error_type, rows) in; the worker thread calls this."""
+        """Fold calls (monitor, duration_s, error_type, rows) in; the worker thread calls this. Calls of one
+        model and outcome are taken together (their durations and sizes as whole lists)."""
+        groups: dict[Any, list[tuple[Any, float | None, str | None, int]]] = {}
+        if len(set(map(_MODEL_OUTCOME, batch))) == 1:
+            groups[None] = batch  # one model, one outcome: the usual slice
+        else:
+            for call in batch:
+                key = (id(call[0]), call[2])
+                group = groups.get(key)
+                if group is None:
+                    groups[key] = [call]
+                else:
+                    group.append(call)
         with self._lock:
             entries = self._entries
-            for monitor, duration_s, error_type, rows in batch:
-                attrs = monitor.metric_attributes(error_type)
+            for group in groups.values():
+                attrs = group[0][0].metric_attributes(group[0][2])
                 entry = entries.get(id(attrs))
                 if entry is None:
                     entry = entries[id(attrs)] = _Entry(
                         attrs, len(self.duration_bounds) + 1, len(self.batch_bounds) + 1
                     )
-                entry.rows += rows
-                if duration_s is not None:
-                    entry.duration.pending.append(duration_s)
-                sizes = entry.batch.pending
-                sizes.append(rows)
-                if len(sizes) >= _FOLD:
+                sizes = list(map(_ROWS, group))
+                entry.rows += sum(sizes)
+                entry.duration.pending.extend(filter(_TIMED, map(_DURATION, group)))
+                pending = entry.batch.pending
+                pending.extend(sizes)
+                if len(pending) >= _FOLD:
                     entry.duration.fold(self._duration_array)
                     entry.batch.fold(self._batch_array)
 

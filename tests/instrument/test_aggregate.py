@@ -27,7 +27,8 @@ def _by_outcome(metrics: list[Any], name: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("calls", [1, _FOLD - 1, _FOLD, 3 * _FOLD + 17])
-def test_aggregates_match_numpy_across_folds(calls: int) -> None:
+@pytest.mark.parametrize("mixed", [True, False])  # False: slices of one model and outcome, taken whole
+def test_aggregates_match_numpy_across_folds(calls: int, mixed: bool) -> None:
     rng = np.random.default_rng(calls)
     bounds = np.array(semconv.DURATION_BUCKETS_S)
     batch_bounds = np.array(semconv.BATCH_BUCKETS, dtype=float)
@@ -35,7 +36,7 @@ def test_aggregates_match_numpy_across_folds(calls: int) -> None:
     on_bounds = rng.random(calls) < 0.1  # values exactly on a bound belong to the bucket below it
     durations[on_bounds] = rng.choice(bounds, size=int(on_bounds.sum()))
     rows = rng.integers(1, 3000, size=calls)
-    failed = rng.random(calls) < 0.2
+    failed = rng.random(calls) < (0.2 if mixed else 0.0)
     timed = rng.random(calls) < 0.9  # a call without a duration (ModelMonitor.log without latency_s)
 
     aggregates = CallAggregates(semconv.DURATION_BUCKETS_S, semconv.BATCH_BUCKETS)
