@@ -61,7 +61,6 @@ def _with_ids(message: Message, value: str) -> Message:
 class _Exchange(Exchange):
     """One request's exchange with the wrapped receive and send (set by the middleware once it is made)."""
 
-    __slots__ = ("_receive", "_send", "held")
     _receive: Receive
     _send: Send
     held: Message | None  # a response start waiting for the first body message

@@ -273,26 +273,16 @@ class HttpMonitor:
 
 
 class Exchange:
-    """One request's state (made per request, never shared)."""
+    """One request's state (made per request, never shared). What most requests never change is a class-level
+    default rather than a slot set in every __init__."""
 
-    __slots__ = (
-        "collecting",
-        "context",
-        "method",
-        "owner",
-        "recorded",
-        "request",
-        "request_done",
-        "request_size",
-        "response",
-        "route",
-        "response_size",
-        "runtime",
-        "sink",
-        "span",
-        "status",
-        "t0",
-    )
+    status: int | None = None
+    request_size = 0
+    request_done = False
+    response: list[bytes] | None = None  # a streamed response being collected
+    response_size = 0
+    collecting = False  # a streamed response is being collected for recording at its end
+    recorded = False
 
     def __init__(
         self,
@@ -313,7 +303,6 @@ class Exchange:
         self.method = method
         self.route = route  # http.route as the span has it
         self.t0 = t0  # perf_counter_ns() when the request came in
-        self.status: int | None = None
         self.sink: list[str] | None = [] if capture else None  # ids from @monitor calls inside the request
         # Request body chunks while they may still be recorded; None once too large (or not a listed route).
         self.request: list[bytes] | None = None
@@ -322,12 +311,6 @@ class Exchange:
                 count_dropped(TOO_LARGE, 1, f"a request body over max_body_bytes={owner.max_body_bytes} not captured")
             else:
                 self.request = []
-        self.request_size = 0
-        self.request_done = False
-        self.response: list[bytes] | None = None
-        self.response_size = 0
-        self.collecting = False  # a streamed response is being collected for recording at its end
-        self.recorded = False
 
     # --- request ---------------------------------------------------------------------------------------
     def add_request(self, body: bytes, done: bool) -> None:
@@ -382,7 +365,12 @@ class Exchange:
                 self.on_body(body, False)
                 return None
             ids = self._record(body)
-            return id_header_value(ids, self.owner.max_id_header_bytes) if ids else None
+            if not ids:
+                return None
+            owner = self.owner
+            if len(ids) == 1 and owner.deferred and owner.max_id_header_bytes >= 32:
+                return ids[0]  # one id the SDK made: 32 hex characters, nothing to check
+            return id_header_value(ids, owner.max_id_header_bytes)
         except Exception as exc:
             fault("http.body", exc)
             return None

@@ -372,7 +372,7 @@ def test_sdk_faults_never_reach_the_request(telemetry: Telemetry, monkeypatch: p
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("SDK bug")
 
-    monkeypatch.setattr("instrument._http.id_header_value", broken)
+    monkeypatch.setattr("instrument._http.new_ids", broken)  # on the response's path: ids for the header
     with serve(App()) as url, httpx.Client(base_url=url) as client:
         answer = client.post("/predict", json={"instances": [[1.0, 2.0]]})
         monkeypatch.setattr(_runtime.current().tracer, "start_span", broken)  # type: ignore[union-attr]

@@ -295,7 +295,7 @@ def test_unlisted_routes_sdk_faults_and_a_disabled_sdk(telemetry: Telemetry, mon
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("SDK bug")
 
-    monkeypatch.setattr("instrument._http.id_header_value", broken)
+    monkeypatch.setattr("instrument._http.new_ids", broken)  # on the response's path: ids for the header
     app, _ = flask_app()
     with serve(app) as url:
         answer = httpx.post(url + "/predict", json={"instances": [[1.0, 2.0]]})
