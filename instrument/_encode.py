@@ -134,6 +134,7 @@ def encode_any(value: Any) -> bytes:
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
 _MAX_CACHED = 1024
+_UNCACHED = frozenset((float, tuple, list))  # attribute values that keep a list of attributes out of the cache
 
 # Encoded attribute lists: the attributes of spans and events mostly repeat (method, route, model name).
 _blocks: dict[tuple[Any, ...], bytes] = {}
@@ -143,11 +144,11 @@ _messages: dict[int, tuple[object, bytes]] = {}
 
 def attributes_field(tag: bytes, attributes: Mapping[str, Any]) -> bytes:
     """Repeated KeyValue field `tag`. Cached, with the types in the key (True == 1 == 1.0 in Python); not when a
-    value is a sequence or a float zero, whose equal variants encode differently (-0.0 == 0.0, (1,) == (1.0,))."""
+    value is a float or a sequence, whose equal variants encode differently (-0.0 == 0.0, (1,) == (1.0,))."""
     values = tuple(attributes.values())
     types = tuple(map(type, values))
     key: tuple[Any, ...] = (tag, tuple(attributes), values, types)
-    if (float in types and 0.0 in values) or tuple in types or list in types:
+    if not _UNCACHED.isdisjoint(types):
         key, cached = (), None
     else:
         try:

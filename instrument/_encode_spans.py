@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind
 
 from instrument._encode import attributes_field, encode_request, len_field, varint
+from instrument._spans import UNSET as _UNSET
 
 __all__ = ["encode_spans"]
 
@@ -33,12 +34,12 @@ _FLAGS_REMOTE = b"\x85\x01" + _fixed32(_HAS_IS_REMOTE | _IS_REMOTE)
 _KINDS = {kind: b"\x30" + varint(kind.value + 1) for kind in SpanKind}  # the API's INTERNAL is 0; OTLP's is 1
 _times = struct.Struct("<BQBQ").pack  # start 7 and end 8 with their tags (0x39, 0x41), both fixed64
 _MAX_HEADS = 1024
-_heads: dict[tuple[str, SpanKind], bytes] = {}
+_heads: dict[tuple[str, int], bytes] = {}
 
 
 def _head(name: str, kind: SpanKind) -> bytes:
     """The name and kind fields, which repeat from span to span."""
-    key = (name, kind)
+    key = (name, id(kind))  # SpanKind's members are singletons; an enum's own hash is a Python call
     found = _heads.get(key)
     if found is None:
         found = (len_field(b"\x2a", name.encode("utf-8", "replace")) if name else b"") + _KINDS[kind]
@@ -83,7 +84,7 @@ def _span(span: ReadableSpan) -> bytes:
     if span.links or span.dropped_links:
         raise ValueError("the SDK's own spans have no links")
     status = span.status
-    if status.description or status.status_code.value:
+    if status is not _UNSET and (status.description or status.status_code.value):
         body = b""
         if status.description:
             body = len_field(b"\x12", status.description.encode("utf-8", "replace"))

@@ -36,7 +36,7 @@ __all__ = ["LightSpan", "LightTracer", "LightTracerProvider", "SpanEvent"]
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _NOT_SAMPLED = TraceFlags(TraceFlags.RANDOM_TRACE_ID)
-_UNSET = Status(StatusCode.UNSET)
+UNSET = Status(StatusCode.UNSET)  # the status of every span not given one (the encoder knows it by identity)
 _LOW_64 = (1 << 64) - 1  # the bits of a trace id that TraceIdRatioBased compares with its bound
 _MAX_ATTRIBUTES = 128  # OpenTelemetry's default span limits
 _MAX_EVENTS = 128
@@ -109,7 +109,7 @@ class LightSpan(trace.Span):
         self.dropped_attributes = 0
         self.events: Sequence[SpanEvent] = ()  # a list once an event is added: most spans have none
         self.dropped_events = 0
-        self.status = _UNSET
+        self.status = UNSET
         self.start_time = start_time
         self.end_time: int | None = None
 
