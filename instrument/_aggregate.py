@@ -42,8 +42,8 @@ DESCRIPTIONS = ("Predictions (rows), by outcome", "Rows per predict call", "Dura
 
 
 class _Histogram:
-    """Values are appended as they come and folded into bucket counts a few thousand at a time (numpy): one
-    list append per call on the worker thread instead of a bisect and four updates."""
+    """Values are appended as they come (a worker slice's at a time) and folded into bucket counts a few
+    thousand at a time with numpy, instead of a bisect and four updates per call."""
 
     __slots__ = ("counts", "count", "sum", "min", "max", "pending")
 
