@@ -139,15 +139,22 @@ def _wsgi_app(variant: Variant) -> Any:
     return app
 
 
-def serve(kind: str, name: str, endpoint: str) -> None:
-    """Run one server; prints its port on stdout."""
+def configure(name: str, service_name: str, endpoint: str) -> Variant:
+    """Configure this process's SDK for variant `name`: its trace sampler and payload sample rate."""
     import instrument
 
     variant = VARIANTS[name]
     if variant.traced < 1.0:
         os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
         os.environ["OTEL_TRACES_SAMPLER_ARG"] = str(variant.traced)
-    instrument.configure(service_name=f"bench-{kind}-{name}", endpoint=endpoint, sample_rate=variant.sample_rate)
+    instrument.configure(service_name=service_name, endpoint=endpoint, sample_rate=variant.sample_rate)
+    return variant
+
+
+def serve(kind: str, name: str, endpoint: str) -> None:
+    """Run one server; prints its port on stdout."""
+
+    variant = configure(name, f"bench-{kind}-{name}", endpoint)
     # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
     # without it a response written in two parts waits for the client's delayed ACK (40 ms).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

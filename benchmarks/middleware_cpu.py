@@ -114,18 +114,20 @@ def _wsgi_driver(app: Any) -> Callable[[int], None]:
     return requests
 
 
+def _drives(kind: str, name: str, service_name: str, endpoint: str) -> dict[str, Callable[[int], None]]:
+    """This process configured for variant `name`; {"bare": drive, name: drive}, each `drive(n)` sending n requests."""
+    from benchmarks.middleware import _asgi_app, _wsgi_app, configure
+
+    variant = configure(name, service_name, endpoint)
+    make, driver = (_asgi_app, _asgi_driver) if kind == "asgi" else (_wsgi_app, _wsgi_driver)
+    return {"bare": driver(make(VARIANTS["bare"])), name: driver(make(variant))}
+
+
 def measure(kind: str, name: str, endpoint: str, blocks: int, size: int) -> dict[str, float]:
     """In this process (configured for `name`): bare and middleware CPU µs per request, alternating blocks."""
     import instrument
-    from benchmarks.middleware import _asgi_app, _wsgi_app
 
-    variant = VARIANTS[name]
-    if variant.traced < 1.0:
-        os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
-        os.environ["OTEL_TRACES_SAMPLER_ARG"] = str(variant.traced)
-    instrument.configure(service_name=f"bench-cpu-{kind}-{name}", endpoint=endpoint, sample_rate=variant.sample_rate)
-    make, driver = (_asgi_app, _asgi_driver) if kind == "asgi" else (_wsgi_app, _wsgi_driver)
-    drives = {"bare": driver(make(VARIANTS["bare"])), name: driver(make(variant))}
+    drives = _drives(kind, name, f"bench-cpu-{kind}-{name}", endpoint)
 
     def block(label: str, n: int) -> float:
         cpu = time.process_time()
@@ -151,16 +153,9 @@ def bytecodes(kind: str, name: str, endpoint: str, n: int = 50) -> tuple[float, 
     from types import FrameType
 
     import instrument
-    from benchmarks.middleware import _asgi_app, _wsgi_app
     from instrument import _runtime
 
-    variant = VARIANTS[name]
-    if variant.traced < 1.0:
-        os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
-        os.environ["OTEL_TRACES_SAMPLER_ARG"] = str(variant.traced)
-    instrument.configure(service_name=f"bench-ops-{kind}-{name}", endpoint=endpoint, sample_rate=variant.sample_rate)
-    make, driver = (_asgi_app, _asgi_driver) if kind == "asgi" else (_wsgi_app, _wsgi_driver)
-    drives = {"bare": driver(make(VARIANTS["bare"])), name: driver(make(variant))}
+    drives = _drives(kind, name, f"bench-ops-{kind}-{name}", endpoint)
     for drive in drives.values():
         drive(300)
     instrument.flush()
