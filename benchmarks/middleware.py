@@ -5,9 +5,10 @@
 
 One run measures a FastAPI app under uvicorn and a Flask app under werkzeug's threaded server (one JSON row of
 20 features in, one score out, validated by pydantic on FastAPI), each bare and with the middleware: with its
-defaults (every request traced and its bodies recorded), with 10 % of requests traced and recorded, with
-nothing sampled (the fixed cost: spans not recording, no payload; ids, metrics and body parsing still run),
-and around an app whose predict is an `@instrument.monitor` function. Each server runs in its own process with
+defaults (every request's metrics and id; traces and bodies of at most 100 requests a second, the SDK's rate
+limit), with every request traced and its bodies recorded (`rate_limit="off"`), with nothing sampled (the fixed
+cost: spans not recording, no payload; ids, metrics and body parsing still run), and around an app whose
+predict is an `@instrument.monitor` function (defaults). Each server runs in its own process with
 the SDK's own pipeline, exporting over OTLP/HTTP to a do-nothing sink in another process; the load comes from
 this process (pure Python, asyncio, HTTP/1.1 on loopback; werkzeug closes the connection after each response,
 so its clients reconnect). The servers are pinned to one CPU and the load generator and sink to the others
@@ -50,20 +51,22 @@ class Variant:
     monitored: bool = False  # the endpoint calls an @instrument.monitor function
     sample_rate: float = 1.0  # payloads recorded
     traced: float = 1.0  # requests traced (OpenTelemetry's parent-based trace-id ratio sampler)
+    rate_limit: str | None = None  # the SDK's rate limit on traced and recorded calls; None: its default
 
 
 VARIANTS = {
     "bare": Variant("bare"),
     "recorded": Variant("+ middleware (defaults)", {}),
-    "sampled": Variant("+ middleware, 10 % sampled", {}, sample_rate=0.1, traced=0.1),
+    "unlimited": Variant("+ middleware, every request", {}, rate_limit="off"),
     "untraced": Variant("+ middleware, nothing sampled", {}, sample_rate=0.0, traced=0.0),
     "monitored": Variant("+ middleware, @monitor inside", {}, monitored=True),
     # Not run by default; they split the cost up further (--variants ...).
-    "traced": Variant("+ middleware, span only", {"routes": []}),
-    "recorded_few": Variant("+ middleware, all traced, 2.5 % recorded", {}, sample_rate=0.025),
+    "sampled": Variant("+ middleware, 10 % sampled", {}, sample_rate=0.1, traced=0.1, rate_limit="off"),
+    "traced": Variant("+ middleware, span only", {"routes": []}, rate_limit="off"),
+    "recorded_few": Variant("+ middleware, all traced, 2.5 % recorded", {}, sample_rate=0.025, rate_limit="off"),
     "passthrough": Variant("+ middleware, route not listed", {"routes": [], "trace_all_routes": False}),
 }
-DEFAULT_VARIANTS = ("bare", "recorded", "sampled", "untraced", "monitored")
+DEFAULT_VARIANTS = ("bare", "recorded", "unlimited", "untraced", "monitored")
 
 
 # --- the servers (child processes) ----------------------------------------------------------------------------
@@ -147,7 +150,9 @@ def configure(name: str, service_name: str, endpoint: str) -> Variant:
     if variant.traced < 1.0:
         os.environ["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
         os.environ["OTEL_TRACES_SAMPLER_ARG"] = str(variant.traced)
-    instrument.configure(service_name=service_name, endpoint=endpoint, sample_rate=variant.sample_rate)
+    instrument.configure(
+        service_name=service_name, endpoint=endpoint, sample_rate=variant.sample_rate, rate_limit=variant.rate_limit
+    )
     return variant
 
 

@@ -44,6 +44,7 @@ def configure(
     sample_rate: float | None = None,
     headers: dict[str, str] | None = None,
     *,
+    rate_limit: float | str | None = None,
     service_version: str | None = None,
     environment: str | None = None,
     tracer_provider: Any = None,
@@ -57,7 +58,9 @@ def configure(
     Each argument falls back to an environment variable, then a default: `service_name` (PREDWATCH_SERVICE_NAME,
     OTEL_SERVICE_NAME), `endpoint` — the collector's base URL (PREDWATCH_ENDPOINT, OTEL_EXPORTER_OTLP_ENDPOINT,
     http://127.0.0.1:4318), `sample_rate` — the share of predictions whose inputs and outputs are captured
-    (PREDWATCH_SAMPLE_RATE, 1.0), `headers` (PREDWATCH_HEADERS, OTEL_EXPORTER_OTLP_HEADERS; PREDWATCH_INGEST_TOKEN
+    (PREDWATCH_SAMPLE_RATE, 1.0), `rate_limit` — at most this many calls a second per process are traced and
+    recorded, an even sample of the rest only counted in metrics; "off" for no limit (PREDWATCH_RATE_LIMIT, 100),
+    `headers` (PREDWATCH_HEADERS, OTEL_EXPORTER_OTLP_HEADERS; PREDWATCH_INGEST_TOKEN
     adds a bearer token). PREDWATCH_DISABLED=true or OTEL_SDK_DISABLED=true turn the SDK into a pass-through.
 
     Providers passed here, or already installed globally by the application, are used as they are; for the
@@ -69,6 +72,7 @@ def configure(
         "service_name": service_name,
         "endpoint": endpoint,
         "sample_rate": sample_rate,
+        "rate_limit": rate_limit,
         "headers": headers,
         "service_version": service_version,
         "environment": environment,

@@ -25,7 +25,7 @@ from opentelemetry.propagators.textmap import Getter
 from instrument import _runtime
 from instrument._context import ID_SINK
 from instrument._guard import fault
-from instrument._http import ID_HEADER, Exchange, HttpMonitor
+from instrument._http import ID_HEADER, Exchange, HttpMonitor, Request
 from instrument._http_extract import Extractor
 
 __all__ = ["ASGIMiddleware"]
@@ -171,7 +171,8 @@ class ASGIMiddleware:
         sink_token = ID_SINK.set(exchange.sink) if capture else None
         try:
             if capture:
-                await self.app(scope, exchange.receive, exchange.send)
+                watched = type(exchange.request) is list  # else nothing to keep of the request's body
+                await self.app(scope, exchange.receive if watched else receive, exchange.send)
                 if exchange.held is not None:  # the application returned without a body message
                     held, exchange.held = exchange.held, None
                     await send(held)
@@ -195,25 +196,28 @@ class ASGIMiddleware:
         self, runtime: _runtime.Runtime, scope: Scope, path: str, route_path: str, capture: bool
     ) -> _Exchange | None:
         headers = dict(scope["headers"])  # names are lower-case bytes in ASGI; the last of a repeated one wins
-        host = headers.get(b"host")
-        user_agent = headers.get(b"user-agent")
         raw_length = headers.get(b"content-length")
         length = int(raw_length) if raw_length is not None and raw_length.isdigit() else None
         carried = not headers.keys().isdisjoint(self.http.context_headers()[0])
-        client = scope.get("client")
-        request = (
-            scope["method"],
-            scope.get("scheme", "http"),
-            path,
-            route_path if capture and self._named_routes else None,
-            None if host is None else host.decode("latin-1"),
-            scope.get("server"),
-            client[0] if client else None,
-            None if user_agent is None else user_agent.decode("latin-1"),
-            scope.get("http_version"),
-        )
+        method = scope["method"]
+        route = route_path if capture and self._named_routes else None
+
+        def describe() -> Request:
+            host, user_agent, client = headers.get(b"host"), headers.get(b"user-agent"), scope.get("client")
+            return (
+                method,
+                scope.get("scheme", "http"),
+                path,
+                route,
+                None if host is None else host.decode("latin-1"),
+                scope.get("server"),
+                client[0] if client else None,
+                None if user_agent is None else user_agent.decode("latin-1"),
+                scope.get("http_version"),
+            )
+
         return self.http.begin(  # type: ignore[return-value]  # an _Exchange, as asked
-            runtime, capture, request, scope, _SCOPE_GETTER, length, carried, _Exchange
+            runtime, capture, method, route, describe, scope, _SCOPE_GETTER, length, carried, _Exchange
         )
 
     @staticmethod

@@ -6,15 +6,17 @@ predict path parses or validates configuration.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["Settings", "load_settings", "parse_headers", "parse_sample_rate"]
+__all__ = ["DEFAULT_RATE_LIMIT", "Settings", "load_settings", "parse_headers", "parse_rate_limit", "parse_sample_rate"]
 
 DEFAULT_ENDPOINT = "http://127.0.0.1:4318"
+DEFAULT_RATE_LIMIT = 100.0
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,7 @@ class Settings:
     endpoint: str
     headers: Mapping[str, str] = field(default_factory=dict)
     sample_rate: float = 1.0
+    rate_limit: float | None = DEFAULT_RATE_LIMIT  # calls a second traced and recorded, per process; None: all
     service_version: str | None = None
     environment: str | None = None
     disabled: bool = False
@@ -48,6 +51,24 @@ def parse_sample_rate(value: object, source: str) -> float:
         raise ValueError(f"{source} must be a number between 0 and 1, got {value!r}") from None
     if not 0.0 <= rate <= 1.0:
         raise ValueError(f"{source} must be between 0 and 1 (1 = capture every prediction), got {rate}")
+    return rate
+
+
+def parse_rate_limit(value: object, source: str) -> float | None:
+    """Calls a second (a positive number), or None for no limit ("off", "none", "inf" or infinity)."""
+    if isinstance(value, str) and value.strip().lower() in ("off", "none", "inf", "infinity", "unlimited"):
+        return None
+    try:
+        rate = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        rate = math.nan
+    if rate == math.inf:
+        return None
+    if not rate > 0:  # also NaN
+        raise ValueError(
+            f"{source} must be a positive number of calls per second, or 'off' for no limit, got {value!r} "
+            "(sample_rate=0 records nothing)"
+        )
     return rate
 
 
@@ -110,6 +131,7 @@ def load_settings(
     service_name: str | None = None,
     endpoint: str | None = None,
     sample_rate: float | None = None,
+    rate_limit: float | str | None = None,
     headers: Mapping[str, str] | None = None,
     service_version: str | None = None,
     environment: str | None = None,
@@ -153,6 +175,13 @@ def load_settings(
     else:
         rate = 1.0
 
+    if rate_limit is not None:
+        limit = parse_rate_limit(rate_limit, "rate_limit=")
+    elif (raw := _env("PREDWATCH_RATE_LIMIT", env)) is not None:
+        limit = parse_rate_limit(raw, "PREDWATCH_RATE_LIMIT")
+    else:
+        limit = DEFAULT_RATE_LIMIT
+
     name: object = f"unknown_service:{os.path.basename(sys.argv[0]) or 'python'}"
     name_source = "service_name"
     for candidate, where in (
@@ -182,6 +211,7 @@ def load_settings(
         endpoint=resolved_endpoint,
         headers=resolved_headers,
         sample_rate=rate,
+        rate_limit=limit,
         service_version=service_version or _env("PREDWATCH_SERVICE_VERSION", env),
         environment=environment or _env("PREDWATCH_ENVIRONMENT", env),
         disabled=disabled,

@@ -2,17 +2,33 @@
 
 Both are ContextVars, so concurrent requests (threads or asyncio tasks) never see each other's ids. A sink is
 a list a server middleware installs before calling the application: a monitored call appends its ids to it,
-which works even when predict runs in a thread pool whose context changes do not flow back.
+which works even when predict runs in a thread pool whose context changes do not flow back. It also carries
+the request's rate-limit decision (`admitted`), which the monitored calls inside the request follow.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
 
-__all__ = ["ID_SINK", "LAST_IDS", "last_prediction_ids"]
+__all__ = ["ID_SINK", "LAST_IDS", "IdSink", "RefusedIdSink", "last_prediction_ids"]
+
+
+class IdSink(list[str]):
+    """The ids of the monitored calls inside one request; `admitted`: whether they may be recorded."""
+
+    __slots__ = ()
+    admitted = True
+
+
+class RefusedIdSink(IdSink):
+    """The sink of a request the rate limit turned away."""
+
+    __slots__ = ()
+    admitted = False
+
 
 LAST_IDS: ContextVar[list[str] | None] = ContextVar("predwatch_last_ids", default=None)
-ID_SINK: ContextVar[list[str] | None] = ContextVar("predwatch_id_sink", default=None)
+ID_SINK: ContextVar[IdSink | None] = ContextVar("predwatch_id_sink", default=None)
 
 
 def last_prediction_ids() -> list[str]:

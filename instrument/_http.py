@@ -52,7 +52,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from instrument import _runtime
 from instrument._capture import CaptureJob, error_type
-from instrument._context import LAST_IDS
+from instrument._context import LAST_IDS, IdSink, RefusedIdSink
 from instrument._guard import count_dropped, fault
 from instrument._http_extract import (
     NOT_JSON,
@@ -68,7 +68,7 @@ from instrument._monitor import MISSING, ModelMonitor, wall_time_ns
 from instrument._spans import LightTracer
 from instrument._values import new_ids, sample_rows
 
-__all__ = ["ID_HEADER", "Exchange", "HttpMonitor"]
+__all__ = ["ID_HEADER", "Exchange", "HttpMonitor", "Request"]
 
 ID_HEADER = "x-prediction-id"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
@@ -84,6 +84,7 @@ UNREAD = "http_request_unread"
 EXTRACT_FAILED = "http_extract_failed"
 HEADER_TOO_LONG = "http_id_header_too_long"
 _MAX_CACHED_ATTRIBUTES = 256
+UNNEEDED: tuple[()] = ()  # Exchange.request of a request whose body is neither recorded nor read
 
 
 def _host_port(host: str | None, fallback: tuple[str, int] | None) -> tuple[str | None, int | None]:
@@ -231,42 +232,47 @@ class HttpMonitor:
         self,
         runtime: _runtime.Runtime,
         capture: bool,
-        request: Request,
+        method: str,
+        route: str | None,
+        describe: Callable[[], Request],
         carrier: Any,
         getter: Any,
         request_length: int | None,
         carried: bool = True,
         exchange: type[Exchange] | None = None,
     ) -> Exchange | None:
-        """Open the server span (or adopt an enclosing one) for a request; None after a fault. `request`: what the
-        span's attributes are made of. `carried`: the request has one of the `context_headers()`. `exchange`: the
+        """Open the server span (or adopt an enclosing one) for a request, and take its rate-limit decision; None
+        after a fault. `route`: http.route when known; `describe()`: what the span's attributes are made of, asked
+        only for a span that records. `carried`: the request has one of the `context_headers()`. `exchange`: the
         class to make (an adapter's subclass of Exchange)."""
         t0 = perf_counter_ns()
         try:
-            outer = trace.get_current_span()
+            limit = runtime.limit
+            admitted = limit is None or limit.admit()
+            current = otel_context.get_current()
+            outer = trace.get_current_span(current)
             if outer.is_recording() and getattr(outer, "kind", None) is SpanKind.SERVER:
-                span, context = None, otel_context.get_current()  # already traced by an OpenTelemetry middleware
+                span, context = None, current  # already traced by an OpenTelemetry middleware
             else:
-                method, route = request[0], request[3]
                 name = (method if method in _METHODS else "HTTP") + (f" {route}" if route is not None else "")
                 tracer = runtime.tracer
                 parent = None
                 if type(tracer) is LightTracer and tracer.attributes_unused:
                     # The SDK's own tracer samples without the attributes: they are made only for a recording span.
+                    # It also applies the rate limit to a root span (one that continues no trace).
                     if carried:
                         parent = self.propagate(carrier, getter=getter)
-                        span = tracer.start_span(name, parent, SpanKind.SERVER)
-                    else:
-                        span = tracer.start_child(name, outer, SpanKind.SERVER)
+                        outer = trace.get_current_span(parent)
+                    span = tracer.start_child(name, outer, SpanKind.SERVER, context=parent, root=admitted)
                     if span.is_recording():
-                        span.set_attributes(self._cached_attributes(request))
+                        span.set_attributes(self._cached_attributes(describe()))
                 else:
                     parent = self.propagate(carrier, getter=getter) if carried else None
-                    attrs = self._attributes(*request)
+                    attrs = self._attributes(*describe())
                     span = tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attrs)
-                context = trace.set_span_in_context(span, parent)
+                context = trace.set_span_in_context(span, current if parent is None else parent)
             make = exchange or Exchange
-            return make(self, runtime, span, context, t0, request[0], request[3], capture, request_length)
+            return make(self, runtime, span, context, t0, method, route, capture, request_length, admitted)
         except Exception as exc:
             fault("http.begin", exc)
             return None
@@ -295,6 +301,7 @@ class Exchange:
         route: str | None,
         capture: bool,
         request_length: int | None,
+        admitted: bool = True,
     ) -> None:
         self.owner = owner
         self.runtime = runtime
@@ -303,19 +310,29 @@ class Exchange:
         self.method = method
         self.route = route  # http.route as the span has it
         self.t0 = t0  # perf_counter_ns() when the request came in
-        self.sink: list[str] | None = [] if capture else None  # ids from @monitor calls inside the request
-        # Request body chunks while they may still be recorded; None once too large (or not a listed route).
-        self.request: list[bytes] | None = None
+        self.admitted = admitted  # by the rate limit: the request may be recorded
+        # The ids of @monitor calls inside the request, which follow its rate-limit decision.
+        self.sink: IdSink | None = None if not capture else IdSink() if admitted else RefusedIdSink()
+        # Request body chunks while they may still be recorded (a list: the adapter hands it every chunk); None
+        # once too large (or not a listed route); UNNEEDED for a body of known size that will not be recorded.
+        self.request: list[bytes] | tuple[()] | None = None
         if capture:
             if request_length is not None and request_length > owner.max_body_bytes:
                 count_dropped(TOO_LARGE, 1, f"a request body over max_body_bytes={owner.max_body_bytes} not captured")
+            elif request_length and owner.deferred and not (admitted and self._sample_rate()):
+                # The response alone gives the ids and metrics: the adapter need not watch the request's body.
+                self.request, self.request_size, self.request_done = UNNEEDED, request_length, True
             else:
                 self.request = []
+
+    def _sample_rate(self) -> float:
+        rate = self.owner.monitor.sample_rate
+        return self.runtime.sample_rate if rate is None else rate
 
     # --- request ---------------------------------------------------------------------------------------
     def add_request(self, body: bytes, done: bool) -> None:
         chunks = self.request
-        if chunks is None:
+        if type(chunks) is not list:
             return
         try:
             if body:
@@ -442,8 +459,11 @@ class Exchange:
         ids = new_ids(n)
         t0 = self.t0
         duration_ns = perf_counter_ns() - t0
-        rate = runtime.sample_rate if monitor.sample_rate is None else monitor.sample_rate
-        sampled, keep = sample_rows(ids, rate)
+        if self.request is not UNNEEDED and self.admitted:
+            rate = self._sample_rate()
+            sampled, keep = sample_rows(ids, rate)
+        else:
+            sampled = False
         if sampled:
             start_ns = wall_time_ns(t0)
             job = CaptureJob(monitor, request, outputs, ids, keep, rate, n, self.context, None, start_ns, duration_ns)

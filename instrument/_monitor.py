@@ -1,8 +1,9 @@
 """`ModelMonitor`: what happens around one predict call, on the caller's thread.
 
-Per call: two clock reads, one prediction id per row, a sampling decision per id, and a tuple appended to the
-worker's queue. A sampled call also queues a snapshot of its input and output; converting them to columns,
-the span and the log events are made by the worker thread (see `_capture`). Nothing here raises into the
+Per call: two clock reads, one prediction id per row, a sampling decision per id (then, for a sampled call,
+the rate limit's: `_limit`), and a tuple appended to the worker's queue. A sampled call also queues a
+snapshot of its input and output; converting them to columns, the span and the log events are made by the
+worker thread (see `_capture`). Nothing here raises into the
 caller: the SDK's own faults are counted (`predwatch.sdk.errors`), the user's exceptions re-raised unchanged.
 
 A span is opened *before* the call, and is the current span while predict runs, only when a recording parent
@@ -141,7 +142,7 @@ class ModelMonitor:
         if latency_s is not None and isinstance(latency_s, int | float) and math.isfinite(latency_s) and latency_s >= 0:
             duration_ns = int(latency_s * 1e9)
         now = perf_counter_ns()
-        result = self.finish(runtime, inputs, outputs, None, now, duration_ns, None, None, given)
+        result = self.finish(runtime, inputs, outputs, None, now, duration_ns, None, None, given, limited=False)
         return result if result is not None else (given or [])
 
     # --- the call path -------------------------------------------------------------------------------------
@@ -165,8 +166,10 @@ class ModelMonitor:
         span: Span | None,
         token: object,
         given_ids: list[str] | None = None,
+        limited: bool = True,
     ) -> list[str] | None:
-        """Everything after the call: ids, sampling, hand-off to the worker. Never raises."""
+        """Everything after the call: ids, sampling, hand-off to the worker. Never raises. `limited`: the call is
+        subject to the rate limit (a predict call; not `log()`, whose caller chose to record what it gives)."""
         try:
             if token is not None:
                 otel_context.detach(token)  # type: ignore[arg-type]
@@ -183,6 +186,12 @@ class ModelMonitor:
             n = len(ids)
 
             sampled, keep = sample_rows(ids, rate)
+            sink = ID_SINK.get()
+            if sampled and limited:
+                if sink is not None:  # inside a request the middleware admitted, or not
+                    sampled = sink.admitted
+                elif runtime.limit is not None:
+                    sampled = runtime.limit.admit()
             if sampled:
                 job = CaptureJob(
                     monitor=self,
@@ -206,7 +215,6 @@ class ModelMonitor:
                 (self, None if duration_ns is None else duration_ns / 1e9, None if exc is None else error_type(exc), n)
             )
             LAST_IDS.set(ids)
-            sink = ID_SINK.get()
             if sink is not None:
                 sink.extend(ids)
             return ids

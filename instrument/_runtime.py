@@ -37,6 +37,7 @@ from instrument._capture import CaptureJob, coalesce, prepare_jobs
 from instrument._config import Settings, load_settings
 from instrument._exporters import otlp_exporters
 from instrument._guard import STATS, fault
+from instrument._limit import RateLimit
 from instrument._payload import Payload
 from instrument._resources import register_resource_metrics
 from instrument._spans import LightTracerProvider
@@ -79,6 +80,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.sample_rate = settings.sample_rate
+        self.limit = None if settings.rate_limit is None else RateLimit(settings.rate_limit)
         self.pid = os.getpid()
         self._owned: list[Any] = []
         self.aggregates: CallAggregates | None = None  # set when the SDK owns the metrics pipeline

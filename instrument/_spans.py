@@ -29,6 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, sampling
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 from opentelemetry.util import types
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
@@ -42,6 +43,22 @@ _MAX_ATTRIBUTES = 128  # OpenTelemetry's default span limits
 _MAX_EVENTS = 128
 _SCALARS = (str, bool, int, float)
 _SCALAR_TYPES = frozenset(_SCALARS)
+_NO_STATE = DEFAULT_TRACE_STATE
+
+
+def _context_maker() -> Any:
+    """`make(SpanContext, (trace_id, span_id, is_remote, flags, trace_state, is_valid))`: for ids the tracer has made
+    valid itself, a SpanContext without its constructor's checks (~40 bytecodes a span). That is `tuple.__new__`
+    while OpenTelemetry lays a SpanContext out as that tuple (checked here, once); else the constructor."""
+    fields = (3, 5, False, _SAMPLED, _NO_STATE, True)
+    made = tuple.__new__(SpanContext, fields)
+    reference = SpanContext(3, 5, False, _SAMPLED, _NO_STATE)
+    if made == reference and (made.trace_id, made.span_id, made.trace_flags, made.is_valid) == (3, 5, _SAMPLED, True):
+        return tuple.__new__
+    return lambda cls, values: cls(*values[:5])
+
+
+_make_context = _context_maker()
 
 
 class SpanEvent(NamedTuple):
@@ -270,25 +287,33 @@ class LightTracer(trace.Tracer):
         links: Sequence[Link] | None = None,
         start_time: int | None = None,
         context: Context | None = None,
+        root: bool = True,
     ) -> trace.Span:
         """`start_span` for a caller that has already looked up the current span (`context`'s, or the current
-        context's when None): the middleware, which checks it for an enclosing server span first."""
+        context's when None): the middleware, which checks it for an enclosing server span first. `root`:
+        False when a span that would start a trace must not be recorded (the SDK's rate limit turned it away);
+        it is then not sampled, whatever the sampler says, and its context still propagates that decision."""
         current = current_span.get_span_context()
         parent = current if current.is_valid else None
         trace_id = current.trace_id if parent is not None else random.getrandbits(128) or 1
+        if not root and parent is None:
+            fields = (trace_id, random.getrandbits(64) or 1, False, _NOT_SAMPLED, _NO_STATE, True)
+            return NonRecordingSpan(_make_context(SpanContext, fields))
         bound = self.root_bound
         if bound is not None:  # parent-based with the default delegates: its decision, without its objects
             if not (parent.trace_flags.sampled if parent is not None else trace_id & _LOW_64 < bound):
-                return NonRecordingSpan(SpanContext(trace_id, random.getrandbits(64) or 1, False, _NOT_SAMPLED))
-            flags, trace_state, extra = _SAMPLED, parent.trace_state if parent is not None else None, attributes
+                fields = (trace_id, random.getrandbits(64) or 1, False, _NOT_SAMPLED, _NO_STATE, True)
+                return NonRecordingSpan(_make_context(SpanContext, fields))
+            flags, trace_state, extra = _SAMPLED, parent.trace_state if parent is not None else _NO_STATE, attributes
         else:
             result = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
             decision = result.decision
             flags = _SAMPLED if decision is sampling.Decision.RECORD_AND_SAMPLE else _NOT_SAMPLED
             if decision is sampling.Decision.DROP:
                 return NonRecordingSpan(SpanContext(trace_id, random.getrandbits(64) or 1, False, flags))
-            trace_state, extra = result.trace_state, result.attributes
-        span_context = SpanContext(trace_id, random.getrandbits(64) or 1, False, flags, trace_state)
+            trace_state, extra = result.trace_state or _NO_STATE, result.attributes
+        fields = (trace_id, random.getrandbits(64) or 1, False, flags, trace_state, True)
+        span_context = _make_context(SpanContext, fields)
         attrs: dict[str, Any] = dict(extra) if extra else {}
         if not _SCALAR_TYPES.issuperset(map(type, attrs.values())):
             attrs = {k: v for k, v in ((k, _clean(v)) for k, v in attrs.items()) if v is not None}

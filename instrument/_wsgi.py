@@ -25,7 +25,7 @@ from opentelemetry.propagators.textmap import Getter
 from instrument import _runtime
 from instrument._context import ID_SINK
 from instrument._guard import fault
-from instrument._http import ID_HEADER, Exchange, HttpMonitor
+from instrument._http import ID_HEADER, Exchange, HttpMonitor, Request
 from instrument._http_extract import Extractor
 
 __all__ = ["WSGIMiddleware"]
@@ -288,7 +288,7 @@ class WSGIMiddleware:
             capture = http.listed(path)
             if capture or http.trace_all_routes:
                 exchange = self._begin(runtime, environ, path, capture)
-                if exchange is not None and capture and exchange.request is not None:
+                if exchange is not None and capture and type(exchange.request) is list:
                     length = _length(environ.get("CONTENT_LENGTH"))
                     environ["wsgi.input"] = _Input(environ["wsgi.input"], exchange, length)
         except Exception as exc:
@@ -313,20 +313,24 @@ class WSGIMiddleware:
         return _Body(call, result)
 
     def _begin(self, runtime: _runtime.Runtime, environ: WSGIEnvironment, path: str, capture: bool) -> Exchange | None:
-        protocol = environ.get("SERVER_PROTOCOL", "")
-        port = environ.get("SERVER_PORT")
-        request = (
-            environ.get("REQUEST_METHOD", "GET"),
-            environ.get("wsgi.url_scheme", "http"),
-            environ.get("SCRIPT_NAME", "") + path,
-            path if capture and self._named_routes else None,
-            environ.get("HTTP_HOST"),
-            (environ.get("SERVER_NAME", ""), int(port)) if port and port.isdigit() else None,
-            environ.get("REMOTE_ADDR"),
-            environ.get("HTTP_USER_AGENT"),
-            protocol[5:] if protocol.startswith("HTTP/") else None,
-        )
+        method = environ.get("REQUEST_METHOD", "GET")
+        route = path if capture and self._named_routes else None
+
+        def describe() -> Request:
+            protocol = environ.get("SERVER_PROTOCOL", "")
+            port = environ.get("SERVER_PORT")
+            return (
+                method,
+                environ.get("wsgi.url_scheme", "http"),
+                environ.get("SCRIPT_NAME", "") + path,
+                route,
+                environ.get("HTTP_HOST"),
+                (environ.get("SERVER_NAME", ""), int(port)) if port and port.isdigit() else None,
+                environ.get("REMOTE_ADDR"),
+                environ.get("HTTP_USER_AGENT"),
+                protocol[5:] if protocol.startswith("HTTP/") else None,
+            )
+
         carried = not environ.keys().isdisjoint(self.http.context_headers()[1])
-        return self.http.begin(
-            runtime, capture, request, environ, _GETTER, _length(environ.get("CONTENT_LENGTH")), carried
-        )
+        length = _length(environ.get("CONTENT_LENGTH"))
+        return self.http.begin(runtime, capture, method, route, describe, environ, _GETTER, length, carried)

@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from instrument._config import DEFAULT_ENDPOINT, Settings, load_settings, parse_headers, parse_sample_rate
+from instrument._config import (
+    DEFAULT_ENDPOINT,
+    DEFAULT_RATE_LIMIT,
+    Settings,
+    load_settings,
+    parse_headers,
+    parse_rate_limit,
+    parse_sample_rate,
+)
 
 # setting -> (argument, PREDWATCH_* variable, OTEL_* variable or None, argument value, PREDWATCH value, OTEL value,
 #             expected from argument, from PREDWATCH, from OTEL)
@@ -38,6 +46,7 @@ PRECEDENCE: dict[str, tuple[Any, ...]] = {
         {"x-key": "otel", "x-other": "1"},
     ),
     "sample_rate": ("sample_rate", "PREDWATCH_SAMPLE_RATE", None, 0.25, "0.5", None, 0.25, 0.5, None),
+    "rate_limit": ("rate_limit", "PREDWATCH_RATE_LIMIT", None, 25, "50", None, 25.0, 50.0, None),
     "service_name": (
         "service_name",
         "PREDWATCH_SERVICE_NAME",
@@ -96,6 +105,7 @@ def test_defaults() -> None:
     assert settings.endpoint == DEFAULT_ENDPOINT == "http://127.0.0.1:4318"
     assert dict(settings.headers) == {}
     assert settings.sample_rate == 1.0
+    assert settings.rate_limit == DEFAULT_RATE_LIMIT == 100.0
     assert settings.service_name.startswith("unknown_service:") and len(settings.service_name) > len("unknown_service:")
     assert settings.service_version is None and settings.environment is None
     assert settings.disabled is False
@@ -237,6 +247,12 @@ BAD: dict[str, tuple[dict[str, Any], dict[str, str], str]] = {
     "PREDWATCH_SAMPLE_RATE_text": ({}, {"PREDWATCH_SAMPLE_RATE": "abc"}, "PREDWATCH_SAMPLE_RATE"),
     "PREDWATCH_SAMPLE_RATE_above_one": ({}, {"PREDWATCH_SAMPLE_RATE": "1.5"}, "PREDWATCH_SAMPLE_RATE"),
     "PREDWATCH_SAMPLE_RATE_percent": ({}, {"PREDWATCH_SAMPLE_RATE": "10%"}, "PREDWATCH_SAMPLE_RATE"),
+    "rate_limit_zero": ({"rate_limit": 0}, {}, "rate_limit="),
+    "rate_limit_negative": ({"rate_limit": -1}, {}, "rate_limit="),
+    "rate_limit_nan": ({"rate_limit": math.nan}, {}, "rate_limit="),
+    "rate_limit_text": ({"rate_limit": "fast"}, {}, "rate_limit="),
+    "PREDWATCH_RATE_LIMIT_text": ({}, {"PREDWATCH_RATE_LIMIT": "100/s"}, "PREDWATCH_RATE_LIMIT"),
+    "PREDWATCH_RATE_LIMIT_zero": ({}, {"PREDWATCH_RATE_LIMIT": "0"}, "PREDWATCH_RATE_LIMIT"),
     "headers_non_string_value": ({"headers": {"x-a": 1}}, {}, "headers="),
     "headers_non_string_name": ({"headers": {1: "a"}}, {}, "headers="),
     "PREDWATCH_HEADERS_no_equals": ({}, {"PREDWATCH_HEADERS": "token"}, "PREDWATCH_HEADERS"),
@@ -291,6 +307,18 @@ def test_bad_endpoint_message_says_what_to_write() -> None:
 def test_parse_sample_rate_names_its_source(value: Any) -> None:
     with pytest.raises(ValueError, match="the_source"):
         parse_sample_rate(value, "the_source")
+
+
+@pytest.mark.parametrize("value", ["off", "OFF", " none ", "inf", math.inf, "Infinity", "unlimited"])
+def test_the_rate_limit_can_be_turned_off(value: Any) -> None:
+    assert load_settings(rate_limit=value, env={}).rate_limit is None
+    if isinstance(value, str):
+        assert load_settings(env={"PREDWATCH_RATE_LIMIT": value}).rate_limit is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [(0.5, 0.5), ("2.5", 2.5), (1000, 1000.0)])
+def test_a_rate_limit_is_a_positive_number_of_calls_a_second(value: Any, expected: float) -> None:
+    assert parse_rate_limit(value, "x") == expected
 
 
 @pytest.mark.parametrize("value", ["novalue", "a=1,,=2", " = x", {"a": None}, {"a": b"bytes"}])
