@@ -42,7 +42,7 @@ from instrument._payload import Payload
 from instrument._resources import register_resource_metrics
 from instrument._spans import LightTracerProvider
 from instrument._version import __version__
-from instrument._worker import Worker
+from instrument._worker import AGGREGATED_SLICE, Worker
 
 __all__ = ["Runtime", "configure", "current", "flush", "shutdown"]
 
@@ -147,6 +147,7 @@ class Runtime:
             self._run_jobs,
             max_calls=settings.max_queue,
             max_payload_bytes=settings.max_pending_payload_bytes,
+            call_slice=AGGREGATED_SLICE if self.aggregates is not None else 32,
         )
 
     def _register_self_metrics(self) -> None:
