@@ -9,9 +9,12 @@ ASGI/WSGI interfaces (a prepared request, no sockets) in one process per variant
 bare app and the app with the middleware, and reports the median difference in process CPU time (all
 threads: the SDK's worker and export threads included, each block flushed before its clock stops; a block
 is 2,000 requests, so that the exports a flush forces cost about what they cost a server, where the
-processors export every few seconds). Drift in
-the machine's speed hits both halves of a pair alike, so the figure is steady to a microsecond or two;
-divided by the server's own CPU time per request it estimates the loss in requests per second.
+processors export every few seconds). Each ASGI request runs as a task of its own, as a server runs it, so
+the event loop turns (and releases the GIL) between requests: a background thread that wants the GIL too
+often shows here as it does in a server. Drift in the machine's speed hits both halves of a pair alike, so
+the figure is steady to a few microseconds; divided by the server's own CPU time per request it estimates the
+loss in requests per second. A real server under load costs more per request than this estimate (its
+requests interleave; the server runs read 5-10 points above it), so it is a floor, not the figure to quote.
 
 `--bytecodes KIND VARIANT` counts instead the Python bytecodes a request executes (sys.settrace), by function,
 bare and with the middleware: the same count on every run and every machine, so a change to the hot path can
@@ -88,8 +91,8 @@ def _asgi_driver(app: Any) -> Callable[[int], None]:
             raise RuntimeError(f"the app answered {message['status']}")
 
     async def requests(n: int) -> None:
-        for _ in range(n):
-            await app(dict(_SCOPE), receive, send)
+        for _ in range(n):  # each request a task of its own, as a server makes it: the loop turns between them
+            await asyncio.create_task(app(dict(_SCOPE), receive, send))
 
     return lambda n: asyncio.run(requests(n))
 
