@@ -21,6 +21,12 @@ the request's path stays short (`Exchange._defer`): the response gives the row c
 call's metrics, and the request body goes to the worker thread, which parses it only when a row is sampled.
 A custom `extract` or an `id_column` needs both bodies at once, and both are parsed on the request's path.
 
+The rate limit (`_limit`) is asked once per request, in `begin`: a request it turns away gets a non-recording
+server span from the SDK's own tracer, no payload, and a sink that tells monitored calls inside it not to record
+either; its ids and metrics are made as for any other. With the default mapping and a body of known size, its
+request body is not even watched (`Exchange.request` is UNNEEDED): the response alone gives the ids. A failed
+request turned away is then a failed call of unknown size.
+
 Not recorded in case (b): a response with status >= 400, a request without a body (GET, OPTIONS), bodies over
 `max_body_bytes` or not JSON (both counted in `predwatch.sdk.dropped`; a request body that is not JSON is
 found, and counted, only when its row was sampled: the prediction itself, read from the response, is counted
