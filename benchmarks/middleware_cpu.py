@@ -226,7 +226,7 @@ def report(results: dict[str, dict[str, float]], server_cpu_us: dict[str, float]
         line += f"  app alone {r['bare_us']:5.1f} us"
         if server_cpu_us and kind in server_cpu_us:
             share = r["added_us"] / (server_cpu_us[kind] + r["added_us"])
-            line += f"  ~{100 * share:4.1f} % fewer req/s at {server_cpu_us[kind]:.0f} us/req served"
+            line += f"  >= {100 * share:4.1f} % fewer req/s at {server_cpu_us[kind]:.0f} us/req served (a floor)"
         lines.append(line)
     return "\n".join(lines)
 

@@ -3,8 +3,8 @@
 Per call: two clock reads, one prediction id per row, a sampling decision per id (then, for a sampled call,
 the rate limit's: `_limit`), and a tuple appended to the worker's queue. A sampled call also queues a
 snapshot of its input and output; converting them to columns, the span and the log events are made by the
-worker thread (see `_capture`). Nothing here raises into the
-caller: the SDK's own faults are counted (`predwatch.sdk.errors`), the user's exceptions re-raised unchanged.
+worker thread (see `_capture`). Nothing here raises into the caller: the SDK's own faults are counted
+(`predwatch.sdk.errors`), the user's exceptions re-raised unchanged.
 
 A span is opened *before* the call, and is the current span while predict runs, only when a recording parent
 span exists (an instrumented server, the ASGI/WSGI middleware): then spans made inside predict nest under it.
