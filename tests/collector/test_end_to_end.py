@@ -244,6 +244,33 @@ def test_data_is_visible_as_soon_as_it_is_ingested(tmp_path: Path) -> None:
         assert running.store.models() == []
 
 
+def test_above_the_rate_limit_every_call_is_counted_and_a_sample_recorded(tmp_path: Path) -> None:
+    """The SDK's rate limit seen from the collector: operations count every prediction (from the SDK's metrics),
+    drift profiles hold only the recorded ones: the burst (one second's worth) plus what accrued meanwhile."""
+    rate, calls = 5, 60
+    with serve(tmp_path) as running:
+        _runtime.reset_for_tests()
+        instrument.configure(service_name="limited", endpoint=running.url, resource_metrics=False, rate_limit=rate)
+        predict = instrument.monitor(model="busy", version="1")(lambda features: [0.5] * len(features["x"]))
+        began = time.monotonic()
+        for i in range(calls):
+            predict({"x": [float(i)]})
+        elapsed = time.monotonic() - began
+        assert instrument.flush(timeout_s=30)
+        with running.client() as http:
+            deadline = time.monotonic() + 15
+            while True:
+                answer = http.get("/api/v1/models/busy/operations").json()
+                if answer.get("predictions") == calls:
+                    break
+                assert time.monotonic() < deadline, f"operations never counted {calls} predictions: {answer}"
+                time.sleep(0.05)
+            rows = sum(m["rows"] for m in http.get("/api/v1/models").json() if m["model"] == "busy")
+        assert rate <= rows <= rate + rate * elapsed + 1, (rows, elapsed)
+        instrument.shutdown(timeout_s=10)
+        _runtime.reset_for_tests()
+
+
 def test_the_sdk_sends_the_ingest_token(tmp_path: Path) -> None:
     with serve(tmp_path, ingest_tokens=("ingest-1",)) as running:
         _runtime.reset_for_tests()
