@@ -67,9 +67,10 @@ def sdk_payloads(count: int, seed: int = 0) -> list[bytes]:
     for _ in range(count):
         x = rng.normal(size=(ROWS_PER_REQUEST, FEATURES)) * np.arange(1, FEATURES + 1)
         monitor.log({f"f{j}": x[:, j] for j in range(FEATURES)}, rng.normal(size=ROWS_PER_REQUEST))
-    instrument.flush()
+        instrument.flush()  # one call per event: calls the worker picks up together would travel as one
     records = exporter.get_finished_logs()
     _runtime.reset_for_tests()
+    assert len(records) == count, f"{len(records)} events for {count} calls"  # each request holds 512 rows
     return [gzip.compress(encode_logs([r]), compresslevel=1, mtime=0) for r in records]
 
 
