@@ -212,7 +212,7 @@ def _drift(drift: Mapping[str, Any], paint: Any) -> list[str]:
         return [f"drift: {drift['error']}", f"  set a reference: {drift.get('cli', 'predwatch reference set')}", ""]
     head = (
         f"drift of {drift['model']} version {drift['version']}: {paint(drift['status'])}  "
-        f"{drift['rows']} rows from {drift['start']} to {drift['end']}"
+        f"{drift['rows']} recorded rows from {drift['start']} to {drift['end']}"
     )
     header = ("feature", "role", "kind", "count", "missing", "psi", "ks p", "js", "status")
     rows = [

@@ -27,7 +27,7 @@ def test_report_prints_the_drift_table(tmp_path: Path, capsys: pytest.CaptureFix
         upload_reference(running)
         assert main(["report", "m", "--url", running.url, "--since", "2h"]) == 0
     out = capsys.readouterr().out
-    assert "drift of m version 1:" in out and "50 rows" in out
+    assert "drift of m version 1:" in out and "50 recorded rows" in out
     line = next(line for line in out.splitlines() if line.startswith("x "))
     assert line.split()[:4] == ["x", "input", "numeric", "50"]
     assert "\033[" not in out  # not a terminal: no colours
