@@ -19,7 +19,8 @@ requests interleave; the server runs read 5-10 points above it), so it is a floo
 `--bytecodes KIND VARIANT` counts instead the Python bytecodes a request executes (sys.settrace), by function,
 bare and with the middleware: the same count on every run and every machine, so a change to the hot path can
 be judged without timing it. The worker's share is counted too (its queue is drained on the measuring
-thread); the export threads' encoding is not.
+thread); the export threads' encoding is not. The defaults' count depends on the clock (traced requests run
+so slowly that the rate limit admits most of them): count `untraced` or `unlimited` instead.
 """
 
 from __future__ import annotations
