@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import random
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -83,24 +83,23 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[SQLiteSt
 def merged_parts(parts: list[Part], name: str, start_s: float, end_s: float, step_s: int | None) -> dict[int, Any]:
     """The reference: every part whose window overlaps the range, decoded and merged with the kind's own merge,
     per step-wide bucket of its window start (one bucket keyed floor(start_s) without a step)."""
-    k = kind(name)
-    out: dict[int, Any] = {}
-    for part_kind, start, blob in parts:
-        if part_kind != name or not (start < end_s and start + WIDTH > start_s):
-            continue
-        key = math.floor(start_s) if step_s is None else start // step_s * step_s
-        state = k.from_bytes(blob)
-        if key in out:
-            k.merge(out[key], state)
-        else:
-            out[key] = state
-    return out
+    overlapping = [
+        (start, blob)
+        for part_kind, start, blob in parts
+        if part_kind == name and start < end_s and start + WIDTH > start_s
+    ]
+    return _by_bucket(name, overlapping, start_s, step_s)
 
 
 def read(store: SQLiteStore, name: str, start_s: float, end_s: float, step_s: int | None) -> dict[int, Any]:
+    return _by_bucket(name, store.read_state_pieces(name, "m", "1", start_s, end_s, step_s), start_s, step_s)
+
+
+def _by_bucket(name: str, pieces: Iterable[tuple[int, bytes]], start_s: float, step_s: int | None) -> dict[int, Any]:
+    """Decoded pieces merged per step-wide bucket of their start (one bucket keyed floor(start_s) without a step)."""
     k = kind(name)
     out: dict[int, Any] = {}
-    for start, blob in store.read_state_pieces(name, "m", "1", start_s, end_s, step_s):
+    for start, blob in pieces:
         key = math.floor(start_s) if step_s is None else start // step_s * step_s
         state = k.from_bytes(blob)
         if key in out:
