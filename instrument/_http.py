@@ -465,7 +465,7 @@ class Exchange:
         ids = new_ids(n)
         t0 = self.t0
         duration_ns = perf_counter_ns() - t0
-        if self.request is not UNNEEDED and self.admitted:
+        if self.admitted:
             rate = self._sample_rate()
             sampled, keep = sample_rows(ids, rate)
         else:
